@@ -1,0 +1,24 @@
+# Set-up and the two README commands: `make demo` (offline main job) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test bench-latency clean
+
+$(STAMP): pyproject.toml constraints/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints/dev.txt torch==2.13.0
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints/dev.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/resgate demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench-latency: $(STAMP)
+	$(VENV)/bin/python -m benchmarks.gate_latency
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info

@@ -1,0 +1,52 @@
+"""resgate-router: pick, per request, the smallest image resolution a VLM needs.
+
+Importing this package is light (no torch); ``SmolVLMGate`` loads torch and transformers on first
+use and registers the ``resgate`` model type with transformers' ``AutoConfig``/``AutoModel``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import (
+    ConfigError,
+    GateError,
+    GateLoadError,
+    ImageError,
+    ImageTooLargeError,
+    InputError,
+    MissingExtraError,
+    QuestionError,
+    ResgateError,
+)
+from .gate.decision import GateDecision
+from .images import load_image
+from .ladder import FULL, Ladder
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "SmolVLMGate",
+    "GateDecision",
+    "Ladder",
+    "FULL",
+    "load_image",
+    "ResgateError",
+    "ConfigError",
+    "InputError",
+    "ImageError",
+    "ImageTooLargeError",
+    "QuestionError",
+    "GateError",
+    "GateLoadError",
+    "MissingExtraError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SmolVLMGate":
+        from . import gate
+
+        return gate.SmolVLMGate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,83 @@
+"""The one exception tree of resgate-router.
+
+::
+
+    ResgateError
+    ├── ConfigError                  bad ladder, profile, layer or gate settings
+    ├── InputError (ValueError)      the caller's input cannot be used
+    │   ├── ImageError               empty, corrupt, unsupported or oversized image
+    │   │   └── ImageTooLargeError   over the pixel limit (decompression bombs)
+    │   └── QuestionError            question of the wrong type or too long
+    ├── GateError                    the gate failed while predicting
+    │   └── GateLoadError            a gate directory or checkpoint cannot be loaded
+    └── MissingExtraError (ImportError)  an optional dependency is not installed
+
+Errors carry structured attributes (``path``, ``key``, ``extra``) so callers and the CLI can
+report them without parsing messages.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ResgateError",
+    "ConfigError",
+    "InputError",
+    "ImageError",
+    "ImageTooLargeError",
+    "QuestionError",
+    "GateError",
+    "GateLoadError",
+    "MissingExtraError",
+]
+
+
+class ResgateError(Exception):
+    """Base class of every error raised on purpose by resgate-router."""
+
+
+class ConfigError(ResgateError):
+    """A setting is invalid (unknown ladder, profile, layer, ...)."""
+
+
+class InputError(ResgateError, ValueError):
+    """The caller's input cannot be used."""
+
+
+class ImageError(InputError):
+    """An image is empty, corrupt, of an unsupported format, or otherwise unusable."""
+
+
+class ImageTooLargeError(ImageError):
+    """An image has more pixels than the configured limit (e.g. a decompression bomb)."""
+
+    def __init__(self, width: int, height: int, max_pixels: int) -> None:
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+        super().__init__(
+            f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
+        )
+
+
+class QuestionError(InputError):
+    """A question is not a string, or is too long for the gate's backbone."""
+
+
+class GateError(ResgateError):
+    """The gate failed while computing a decision."""
+
+
+class GateLoadError(GateError):
+    """A gate directory or checkpoint is missing, incomplete or inconsistent."""
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+        self.path, self.key = path, key
+        super().__init__(message)
+
+
+class MissingExtraError(ResgateError, ImportError):
+    """An optional dependency is missing; the message gives the pip command that installs it."""
+
+    def __init__(self, extra: str, module: str) -> None:
+        self.extra, self.module = extra, module
+        super().__init__(
+            f"{module!r} is required for this feature: pip install 'resgate-router[{extra}]'"
+        )

@@ -1,0 +1,58 @@
+"""Input profiles: how a gate turns an image into backbone inputs.
+
+``cares`` reproduces the CARES reference exactly: the labeling "mid" rendition (longest side > 768
+resized to 768 with LANCZOS, pasted centred on a black 768x768 square), pasted centred without
+scaling on a black 512x512 canvas (so the centre 512x512 of the square), then the processor with its
+defaults (SmolVLM-256M: upscaled to 2048, 16 tiles + 1 global = 17 x 64 image tokens).
+
+``single-tile`` sends the whole image with ``size.longest_edge`` = the processor's tile size
+(512 on SmolVLM): one tile, 64 image tokens, about 15x cheaper.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from ..errors import ConfigError
+
+__all__ = ["PROFILES", "check_profile", "cares_mid_rendition", "cares_canvas", "prepare_image", "processor_kwargs"]
+
+PROFILES = ("cares", "single-tile")
+CARES_MID_SIZE = 768
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown gate profile {profile!r}: expected one of {list(PROFILES)}")
+    return profile
+
+
+def _paste_centred(image: Image.Image, size: int) -> Image.Image:
+    canvas = Image.new("RGB", (size, size), (0, 0, 0))
+    canvas.paste(image, ((size - image.width) // 2, (size - image.height) // 2))
+    return canvas
+
+
+def cares_mid_rendition(image: Image.Image, size: int = CARES_MID_SIZE) -> Image.Image:
+    """The reference ``resize_image_with_padding(image, 768)`` (sides floored as there, min 1 px)."""
+    width, height = image.size
+    if max(width, height) > size:
+        ratio = size / max(width, height)
+        new = (max(1, int(width * ratio)), max(1, int(height * ratio)))
+        image = image.resize(new, Image.Resampling.LANCZOS)
+    return _paste_centred(image, size)
+
+
+def cares_canvas(image: Image.Image, canvas: int = 512) -> Image.Image:
+    """What the reference gate sees: the mid rendition pasted centred, unscaled, on ``canvas``."""
+    return _paste_centred(cares_mid_rendition(image), canvas)
+
+
+def prepare_image(image: Image.Image, profile: str, tile_size: int) -> Image.Image:
+    return cares_canvas(image, tile_size) if profile == "cares" else image
+
+
+def processor_kwargs(profile: str, tile_size: int) -> dict[str, Any]:
+    return {} if profile == "cares" else {"size": {"longest_edge": tile_size}}

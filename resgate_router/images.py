@@ -1,0 +1,106 @@
+"""Decode and normalise input images: every accepted image leaves here as an 8-bit RGB PIL image.
+
+Handles EXIF orientation, 16-bit and float modes, palette/alpha transparency (composited on white,
+the background of a document), CMYK, and refuses empty, corrupt, unsupported or oversized input with
+an :class:`~resgate_router.errors.ImageError` instead of a raw PIL exception.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError, ImageTooLargeError
+
+__all__ = ["ImageInput", "DEFAULT_MAX_PIXELS", "load_image", "to_rgb"]
+
+ImageInput = Union[Image.Image, str, os.PathLike, bytes, bytearray]
+
+#: Default pixel limit (about 8K x 8K). Larger images are refused before their pixels are decoded.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+def load_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open ``source`` (PIL image, path or encoded bytes) and return it as upright 8-bit RGB."""
+    if isinstance(source, Image.Image):
+        _check_size(source.width, source.height, max_pixels)
+        return to_rgb(ImageOps.exif_transpose(source))
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ImageError("image data is empty (0 bytes)")
+        return _decode(io.BytesIO(bytes(source)), "image bytes", max_pixels)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"image file not found: {path}")
+        if path.stat().st_size == 0:
+            raise ImageError(f"image file is empty (0 bytes): {path}")
+        with path.open("rb") as handle:
+            return _decode(handle, str(path), max_pixels)
+    raise ImageError(f"unsupported image input of type {type(source).__name__}")
+
+
+def _decode(stream: io.IOBase, what: str, max_pixels: int) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(stream)
+            _check_size(image.width, image.height, max_pixels)
+            image.load()
+    except ImageTooLargeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{what}: refused as a possible decompression bomb ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{what}: not a recognised image format") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"{what}: corrupt or truncated image ({exc})") from exc
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)  # animated GIF/WebP/TIFF: the first frame is the document
+    return to_rgb(ImageOps.exif_transpose(image))
+
+
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageError(f"image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageTooLargeError(width, height, max_pixels)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB, scaling 16-bit/float data and flattening alpha on white."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I") or mode == "F":
+        return _high_depth_to_rgb(image)
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in _ALPHA_MODES:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise ImageError(f"cannot convert image mode {mode!r} to RGB") from exc
+
+
+def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
+    """16/32-bit integer and float greyscale to 8-bit, by the range the mode can hold."""
+    data = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        peak = float(np.nanmax(data)) if data.size else 0.0
+        scale = 255.0 if peak <= 1.0 else 1.0
+    else:
+        scale = 255.0 / 65535.0 if image.mode.startswith("I;16") or data.max(initial=0) > 255 else 1.0
+    grey = np.clip(np.nan_to_num(data * scale), 0, 255).round().astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB")

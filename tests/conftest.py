@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny SmolVLM backbones and gates built offline once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the Hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("RESGATE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from resgate_router.testing import build_tiny_smolvlm
+
+    return build_tiny_smolvlm(tmp_path_factory.mktemp("tiny-smolvlm"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_gate_dir(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> Path:
+    from resgate_router.testing import build_tiny_gate
+
+    return build_tiny_gate(tmp_path_factory.mktemp("tiny-gate"), backbone=tiny_backbone, profile="single-tile")
+
+
+@pytest.fixture(scope="session")
+def tiny_gate(tiny_gate_dir: Path):
+    from resgate_router import SmolVLMGate
+
+    return SmolVLMGate.from_pretrained(tiny_gate_dir)
+
+
+@pytest.fixture(scope="session")
+def page():
+    from resgate_router.testing import make_document_image
+
+    return make_document_image(850, 1100, seed=7)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """In CI only GPU-only tests may skip: any other skip (a missing dependency) fails the run."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped and item.get_closest_marker("requires_gpu") is None:
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, which is not allowed: {report.longrepr}"

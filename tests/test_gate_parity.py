@@ -1,0 +1,94 @@
+"""The fast path computes exactly what the CARES reference computes (max abs diff <= 1e-4, fp32)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from resgate_router import SmolVLMGate
+from resgate_router.testing import make_document_image
+
+from .reference import reference_logits
+
+QUESTION = "What is the total amount due on this invoice?"
+
+
+@pytest.fixture(scope="module")
+def plain(tiny_backbone):
+    model = AutoModelForImageTextToText.from_pretrained(tiny_backbone, dtype=torch.float32).eval()
+    return model, AutoProcessor.from_pretrained(tiny_backbone)
+
+
+def _head_state(gate):
+    return {f"head.{k}": v for k, v in gate.model.head.state_dict().items()}
+
+
+@pytest.mark.parametrize(
+    "profile,layer,window",
+    [("cares", "middle", 0), ("single-tile", "middle", 0), ("single-tile", "middle", 1),
+     ("single-tile", 4, 0), ("single-tile", 0, 0), ("cares", 3, 2)],
+)
+def test_fast_path_matches_reference(tiny_backbone, plain, profile, layer, window):
+    torch.manual_seed(11)
+    gate = SmolVLMGate.from_backbone(tiny_backbone, profile=profile, layer=layer, window=window)
+    model, processor = plain
+    images = [make_document_image(850, 1100, seed=1), make_document_image(1300, 400, lines=8, seed=2),
+              make_document_image(300, 200, lines=3, seed=3)]
+    for image in images:
+        fast = gate.logits([image], [QUESTION])
+        ref = reference_logits(model, processor, _head_state(gate), image, QUESTION,
+                               profile=profile, layer=layer, window=window)
+        assert fast.shape == ref.shape == (1, 3)
+        assert (fast - ref).abs().max().item() <= 1e-4
+
+
+def test_reference_check_detects_a_wrong_layer(tiny_backbone, plain, page):
+    """Negative control: the parity check is sensitive to the layer choice."""
+    torch.manual_seed(11)
+    gate = SmolVLMGate.from_backbone(tiny_backbone, profile="single-tile", layer=2)
+    model, processor = plain
+    fast = gate.logits([page], [QUESTION])
+    wrong = reference_logits(model, processor, _head_state(gate), page, QUESTION, profile="single-tile", layer=3)
+    assert (fast - wrong).abs().max().item() > 1e-3
+
+
+def test_fast_path_drops_later_layers_and_lm_head(tiny_backbone):
+    gate = SmolVLMGate.from_backbone(tiny_backbone, layer=2)
+    text = gate.model.backbone.model.text_model
+    assert len(text.layers) == 2
+    assert isinstance(text.norm, torch.nn.Identity)
+    assert not any("lm_head" in name for name, _ in gate.model.named_parameters())
+
+
+def test_batch_equals_single(tiny_gate):
+    pages = [make_document_image(850, 1100, seed=s) for s in range(3)] + [make_document_image(2000, 60, lines=1, seed=9)]
+    questions = ["What is the total?", "Which company issued this receipt, according to its header line?", "",
+                 "Date?"]
+    batched = tiny_gate.predict_batch(pages, questions)
+    for image, question, decision in zip(pages, questions, batched):
+        single = tiny_gate.predict(image, question)
+        assert single.label == decision.label
+        assert single.probabilities == pytest.approx(decision.probabilities, abs=1e-5)
+        assert single.expected_resolution == pytest.approx(decision.expected_resolution, rel=1e-5)
+    assert len({round(d.probabilities[0], 6) for d in batched}) == len(batched)  # inputs matter
+
+
+def test_cares_batch_equals_single(tiny_backbone):
+    torch.manual_seed(3)
+    gate = SmolVLMGate.from_backbone(tiny_backbone, profile="cares")
+    pages = [make_document_image(850, 1100, seed=4), make_document_image(500, 400, lines=5, seed=5)]
+    questions = ["What is the total?", "Which company issued this receipt, according to its header?"]
+    batched = gate.logits(pages, questions)
+    singles = torch.cat([gate.logits([p], [q]) for p, q in zip(pages, questions)])
+    assert (batched - singles).abs().max().item() <= 1e-5
+
+
+def test_bfloat16_runs_and_stays_close(tiny_backbone, page):
+    torch.manual_seed(5)
+    fp32 = SmolVLMGate.from_backbone(tiny_backbone)
+    bf16 = SmolVLMGate.from_backbone(tiny_backbone, dtype="bfloat16")
+    bf16.model.head.load_state_dict(fp32.model.head.state_dict())
+    a, b = fp32.logits([page], [QUESTION]), bf16.logits([page], [QUESTION])
+    assert b.dtype == torch.float32 and bf16.model.backbone.model.text_model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+    assert (a - b).abs().max().item() < 0.05
