@@ -50,11 +50,11 @@ class ImageError(InputError):
 class ImageTooLargeError(ImageError):
     """An image has more pixels than the configured limit (e.g. a decompression bomb)."""
 
-    def __init__(self, width: int, height: int, max_pixels: int) -> None:
+    def __init__(
+        self, message: str, *, width: int | None = None, height: int | None = None, max_pixels: int | None = None
+    ) -> None:
         self.width, self.height, self.max_pixels = width, height, max_pixels
-        super().__init__(
-            f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
-        )
+        super().__init__(message)
 
 
 class QuestionError(InputError):
@@ -78,6 +78,4 @@ class MissingExtraError(ResgateError, ImportError):
 
     def __init__(self, extra: str, module: str) -> None:
         self.extra, self.module = extra, module
-        super().__init__(
-            f"{module!r} is required for this feature: pip install 'resgate-router[{extra}]'"
-        )
+        super().__init__(f"{module!r} is required for this feature: pip install 'resgate-router[{extra}]'")

@@ -25,6 +25,7 @@ ImageInput = Union[Image.Image, str, os.PathLike, bytes, bytearray]
 #: Default pixel limit (about 8K x 8K). Larger images are refused before their pixels are decoded.
 DEFAULT_MAX_PIXELS = 64_000_000
 
+_ORIENTATION = 0x0112
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 
@@ -32,7 +33,7 @@ def load_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> I
     """Open ``source`` (PIL image, path or encoded bytes) and return it as upright 8-bit RGB."""
     if isinstance(source, Image.Image):
         _check_size(source.width, source.height, max_pixels)
-        return to_rgb(ImageOps.exif_transpose(source))
+        return to_rgb(_upright(source))
     if isinstance(source, (bytes, bytearray)):
         if not source:
             raise ImageError("image data is empty (0 bytes)")
@@ -58,21 +59,33 @@ def _decode(stream: io.IOBase, what: str, max_pixels: int) -> Image.Image:
     except ImageTooLargeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{what}: refused as a possible decompression bomb ({exc})") from exc
+        raise ImageTooLargeError(f"{what}: refused as a possible decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{what}: not a recognised image format") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"{what}: corrupt or truncated image ({exc})") from exc
     if getattr(image, "n_frames", 1) > 1:
         image.seek(0)  # animated GIF/WebP/TIFF: the first frame is the document
-    return to_rgb(ImageOps.exif_transpose(image))
+    return to_rgb(_upright(image))
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag, if any (without copying an already upright image)."""
+    if image.getexif().get(_ORIENTATION, 1) == 1:
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _check_size(width: int, height: int, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise ImageError(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        raise ImageTooLargeError(width, height, max_pixels)
+        raise ImageTooLargeError(
+            f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}",
+            width=width,
+            height=height,
+            max_pixels=max_pixels,
+        )
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -87,8 +87,6 @@ class Ladder:
     def expected_resolution(self, probabilities: Sequence[float], native_long_side: int) -> float:
         """The paper's continuous estimate sum_k p_k * r_k, a ``full`` rung counting as native."""
         if len(probabilities) != len(self.rungs):
-            raise ConfigError(
-                f"{len(probabilities)} probabilities for a ladder of {len(self.rungs)} rungs"
-            )
+            raise ConfigError(f"{len(probabilities)} probabilities for a ladder of {len(self.rungs)} rungs")
         values = [native_long_side if r == FULL else int(r) for r in self.rungs]
         return float(sum(p * v for p, v in zip(probabilities, values)))

@@ -68,14 +68,32 @@ def smolvlm_256m_config(*, image_token_id: int = 49190, vocab_size: int = 49280)
         pad_token_id=2,
         tie_word_embeddings=False,
         vision_config=dict(
-            hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-            patch_size=16, image_size=512, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            patch_size=16,
+            image_size=512,
+            hidden_act="gelu_pytorch_tanh",
+            layer_norm_eps=1e-6,
         ),
         text_config=dict(
-            model_type="llama", vocab_size=vocab_size, hidden_size=576, intermediate_size=1536,
-            num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3, head_dim=64,
-            hidden_act="silu", rms_norm_eps=1e-5, rope_theta=100000.0, max_position_embeddings=8192,
-            tie_word_embeddings=False, pad_token_id=2, bos_token_id=1, eos_token_id=2,
+            model_type="llama",
+            vocab_size=vocab_size,
+            hidden_size=576,
+            intermediate_size=1536,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            head_dim=64,
+            hidden_act="silu",
+            rms_norm_eps=1e-5,
+            rope_theta=100000.0,
+            max_position_embeddings=8192,
+            tie_word_embeddings=False,
+            pad_token_id=2,
+            bos_token_id=1,
+            eos_token_id=2,
         ),
     )
 
@@ -95,15 +113,32 @@ def tiny_smolvlm_config(
         pad_token_id=2,
         tie_word_embeddings=False,
         vision_config=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            patch_size=16, image_size=512, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            patch_size=16,
+            image_size=512,
+            hidden_act="gelu_pytorch_tanh",
+            layer_norm_eps=1e-6,
         ),
         text_config=dict(
-            model_type="llama", vocab_size=vocab_size, hidden_size=text_hidden,
-            intermediate_size=2 * text_hidden, num_hidden_layers=num_text_layers,
-            num_attention_heads=text_hidden // 32, num_key_value_heads=1, head_dim=32,
-            hidden_act="silu", rms_norm_eps=1e-5, rope_theta=100000.0, max_position_embeddings=4096,
-            tie_word_embeddings=False, pad_token_id=2, bos_token_id=1, eos_token_id=2,
+            model_type="llama",
+            vocab_size=vocab_size,
+            hidden_size=text_hidden,
+            intermediate_size=2 * text_hidden,
+            num_hidden_layers=num_text_layers,
+            num_attention_heads=text_hidden // 32,
+            num_key_value_heads=1,
+            head_dim=32,
+            hidden_act="silu",
+            rms_norm_eps=1e-5,
+            rope_theta=100000.0,
+            max_position_embeddings=4096,
+            tie_word_embeddings=False,
+            pad_token_id=2,
+            bos_token_id=1,
+            eos_token_id=2,
         ),
     )
 
@@ -121,15 +156,16 @@ def build_tokenizer(*, base_size: int = 384, vocab_size: int = 512) -> Any:
     if vocab_size < base_size + n_image + 1:
         raise ValueError("vocab_size too small for the special tokens")
     trainer = trainers.BpeTrainer(
-        vocab_size=min(base_size, 400), special_tokens=_LEADING_SPECIALS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=min(base_size, 400),
+        special_tokens=_LEADING_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     trained = Tokenizer(models.BPE())
     trained.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trained.train_from_iterator([_CORPUS], trainer=trainer)
     vocab = dict(trained.get_vocab())
-    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m)
-              for m in _bpe_merges(trained)]
+    merges = [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in _bpe_merges(trained)]
     ids = set(vocab.values())
     free = (i for i in range(vocab_size) if i not in ids)
     specials_at = {base_size + k: tok for k, tok in enumerate(_IMAGE_SPECIALS)}
@@ -141,10 +177,17 @@ def build_tokenizer(*, base_size: int = 384, vocab_size: int = 512) -> Any:
     tokenizer.decoder = decoders.ByteLevel()
     tokenizer.add_special_tokens(_LEADING_SPECIALS + _IMAGE_SPECIALS + [_END_OF_UTTERANCE])
     return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<|im_start|>", eos_token="<end_of_utterance>",
-        pad_token="<|im_end|>", unk_token="<|endoftext|>", model_max_length=8192,
-        extra_special_tokens={"fake_image_token": "<fake_token_around_image>",
-                              "image_token": "<image>", "end_of_utterance_token": _END_OF_UTTERANCE},
+        tokenizer_object=tokenizer,
+        bos_token="<|im_start|>",
+        eos_token="<end_of_utterance>",
+        pad_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+        model_max_length=8192,
+        extra_special_tokens={
+            "fake_image_token": "<fake_token_around_image>",
+            "image_token": "<image>",
+            "end_of_utterance_token": _END_OF_UTTERANCE,
+        },
     )
 
 
@@ -160,13 +203,23 @@ def build_processor(tokenizer: Any) -> Any:
     from transformers.models.idefics3 import Idefics3ImageProcessorPil
 
     image_processor = Idefics3ImageProcessorPil(
-        do_resize=True, size={"longest_edge": 2048}, max_image_size={"longest_edge": 512},
-        do_image_splitting=True, resample=Image.Resampling.LANCZOS, do_rescale=True,
-        rescale_factor=1 / 255, do_normalize=True, image_mean=[0.5] * 3, image_std=[0.5] * 3,
-        do_pad=True, do_convert_rgb=True,
+        do_resize=True,
+        size={"longest_edge": 2048},
+        max_image_size={"longest_edge": 512},
+        do_image_splitting=True,
+        resample=Image.Resampling.LANCZOS,
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=[0.5] * 3,
+        image_std=[0.5] * 3,
+        do_pad=True,
+        do_convert_rgb=True,
     )
     return Idefics3Processor(
-        image_processor=image_processor, tokenizer=tokenizer, image_seq_len=64,
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        image_seq_len=64,
         chat_template=SMOLVLM_CHAT_TEMPLATE,
     )
 
@@ -188,7 +241,8 @@ def build_tiny_smolvlm(out_dir: str | Path, *, num_text_layers: int = 4, seed: i
     """Write a tiny random-weight SmolVLM (Idefics3) model + processor to ``out_dir``."""
     tokenizer = build_tokenizer(base_size=384, vocab_size=512)
     config = tiny_smolvlm_config(
-        image_token_id=tokenizer.convert_tokens_to_ids("<image>"), vocab_size=len(tokenizer),
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vocab_size=len(tokenizer),
         num_text_layers=num_text_layers,
     )
     return _save_model(out_dir, config, tokenizer, seed)
@@ -202,8 +256,12 @@ def build_smolvlm_256m(out_dir: str | Path, *, seed: int = 0) -> Path:
 
 
 def build_tiny_gate(
-    out_dir: str | Path, *, backbone: str | Path | None = None, profile: str = "single-tile",
-    seed: int = 0, **gate_kwargs: Any,
+    out_dir: str | Path,
+    *,
+    backbone: str | Path | None = None,
+    profile: str = "single-tile",
+    seed: int = 0,
+    **gate_kwargs: Any,
 ) -> Path:
     """Write a gate directory (random head) on a tiny backbone; builds the backbone if not given."""
     import torch

@@ -49,5 +49,5 @@ def reference_logits(model, processor, head_state: dict, image, question, *, pro
     d = pooled.shape[-1]
     out_dim, hidden = head_state["head.3.weight"].shape
     head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, out_dim))
-    head.load_state_dict({k[len("head."):]: v for k, v in head_state.items()})
+    head.load_state_dict({k[len("head.") :]: v for k, v in head_state.items()})
     return head(pooled)

@@ -26,19 +26,29 @@ def _head_state(gate):
 
 @pytest.mark.parametrize(
     "profile,layer,window",
-    [("cares", "middle", 0), ("single-tile", "middle", 0), ("single-tile", "middle", 1),
-     ("single-tile", 4, 0), ("single-tile", 0, 0), ("cares", 3, 2)],
+    [
+        ("cares", "middle", 0),
+        ("single-tile", "middle", 0),
+        ("single-tile", "middle", 1),
+        ("single-tile", 4, 0),
+        ("single-tile", 0, 0),
+        ("cares", 3, 2),
+    ],
 )
 def test_fast_path_matches_reference(tiny_backbone, plain, profile, layer, window):
     torch.manual_seed(11)
     gate = SmolVLMGate.from_backbone(tiny_backbone, profile=profile, layer=layer, window=window)
     model, processor = plain
-    images = [make_document_image(850, 1100, seed=1), make_document_image(1300, 400, lines=8, seed=2),
-              make_document_image(300, 200, lines=3, seed=3)]
+    images = [
+        make_document_image(850, 1100, seed=1),
+        make_document_image(1300, 400, lines=8, seed=2),
+        make_document_image(300, 200, lines=3, seed=3),
+    ]
     for image in images:
         fast = gate.logits([image], [QUESTION])
-        ref = reference_logits(model, processor, _head_state(gate), image, QUESTION,
-                               profile=profile, layer=layer, window=window)
+        ref = reference_logits(
+            model, processor, _head_state(gate), image, QUESTION, profile=profile, layer=layer, window=window
+        )
         assert fast.shape == ref.shape == (1, 3)
         assert (fast - ref).abs().max().item() <= 1e-4
 
@@ -62,9 +72,10 @@ def test_fast_path_drops_later_layers_and_lm_head(tiny_backbone):
 
 
 def test_batch_equals_single(tiny_gate):
-    pages = [make_document_image(850, 1100, seed=s) for s in range(3)] + [make_document_image(2000, 60, lines=1, seed=9)]
-    questions = ["What is the total?", "Which company issued this receipt, according to its header line?", "",
-                 "Date?"]
+    pages = [make_document_image(850, 1100, seed=s) for s in range(3)] + [
+        make_document_image(2000, 60, lines=1, seed=9)
+    ]
+    questions = ["What is the total?", "Which company issued this receipt, according to its header line?", "", "Date?"]
     batched = tiny_gate.predict_batch(pages, questions)
     for image, question, decision in zip(pages, questions, batched):
         single = tiny_gate.predict(image, question)
@@ -90,5 +101,8 @@ def test_bfloat16_runs_and_stays_close(tiny_backbone, page):
     bf16 = SmolVLMGate.from_backbone(tiny_backbone, dtype="bfloat16")
     bf16.model.head.load_state_dict(fp32.model.head.state_dict())
     a, b = fp32.logits([page], [QUESTION]), bf16.logits([page], [QUESTION])
-    assert b.dtype == torch.float32 and bf16.model.backbone.model.text_model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+    assert (
+        b.dtype == torch.float32
+        and bf16.model.backbone.model.text_model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+    )
     assert (a - b).abs().max().item() < 0.05

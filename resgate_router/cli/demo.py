@@ -19,7 +19,9 @@ _QUESTIONS = ["What is the invoice number in the heading?", "What is the total a
 
 
 def add_cli_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dir", default=".cache/resgate-demo", help="where the tiny gate is built (reused when present)")
+    parser.add_argument(
+        "--dir", default=".cache/resgate-demo", help="where the tiny gate is built (reused when present)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per decision")
 
 
@@ -32,8 +34,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"building a tiny random-weight SmolVLM backbone and gate in {root} ...")
         backbone = build_tiny_gate(root / "gate", backbone=None).joinpath("backbone")
         build_tiny_gate(root / "gate-cares", backbone=backbone, profile="cares")
-    pages = [make_document_image(850, 1100, seed=0), make_document_image(1700, 2200, lines=60, seed=1),
-             make_document_image(600, 300, lines=6, seed=2)]
+    pages = [
+        make_document_image(850, 1100, seed=0),
+        make_document_image(1700, 2200, lines=60, seed=1),
+        make_document_image(600, 300, lines=6, seed=2),
+    ]
     for profile_dir in ("gate", "gate-cares"):
         gate = SmolVLMGate.from_pretrained(root / profile_dir)
         print(f"\n{gate}")
@@ -42,9 +47,22 @@ def main(args: argparse.Namespace) -> int:
             decision = gate.predict(page, question)
             ms = (time.perf_counter() - started) * 1000
             if args.json:
-                print(json.dumps({"profile": gate.profile, "image": list(page.size), "question": question, "gate_ms": round(ms, 1), **decision.to_dict()}))
+                print(
+                    json.dumps(
+                        {
+                            "profile": gate.profile,
+                            "image": list(page.size),
+                            "question": question,
+                            "gate_ms": round(ms, 1),
+                            **decision.to_dict(),
+                        }
+                    )
+                )
             else:
-                print(f"  {page.width}x{page.height} {question!r}: class {decision.label} -> {decision.resolution}, "
-                      f"p={[round(p, 3) for p in decision.probabilities]}, expected {decision.expected_resolution:.0f} px, {ms:.0f} ms")
+                print(
+                    f"  {page.width}x{page.height} {question!r}: class {decision.label} -> {decision.resolution}, "
+                    f"p={[round(p, 3) for p in decision.probabilities]}, "
+                    f"expected {decision.expected_resolution:.0f} px, {ms:.0f} ms"
+                )
     print("\n(random weights: decisions are not meaningful; train a head with your own labels or load a real gate)")
     return 0

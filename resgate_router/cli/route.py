@@ -15,7 +15,9 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--question", required=True, help="the question asked about the image")
     parser.add_argument("--ladder", default=None, help="card, cares or rungs like 384,512,full (default: the gate's)")
     parser.add_argument("--backbone", default=None, help="base model dir or Hub id (reference checkpoints)")
-    parser.add_argument("--profile", default=None, choices=["cares", "single-tile"], help="override the gate's input profile")
+    parser.add_argument(
+        "--profile", default=None, choices=["cares", "single-tile"], help="override the gate's input profile"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--dtype", default=None, help="float32 or bfloat16 (default: float32 on CPU, bfloat16 on CUDA)")
     parser.add_argument("--json", action="store_true", help="print the decision as one JSON object")
@@ -25,25 +27,39 @@ def main(args: argparse.Namespace) -> int:
     # Lazy import: torch and transformers load only when a gate is actually run.
     from ..gate import SmolVLMGate
     from ..images import load_image
+    from ..ladder import Ladder
 
-    image = load_image(args.image)  # fail fast on a bad image, before loading the model
+    ladder = Ladder.parse(args.ladder) if args.ladder else None  # fail fast on bad input, before loading the model
+    image = load_image(args.image)
     started = time.perf_counter()
-    gate = SmolVLMGate.from_pretrained(args.gate, backbone=args.backbone, profile=args.profile,
-                                       device=args.device, dtype=args.dtype, ladder=args.ladder)
+    gate = SmolVLMGate.from_pretrained(
+        args.gate, backbone=args.backbone, profile=args.profile, device=args.device, dtype=args.dtype, ladder=ladder
+    )
     load_ms = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     decision = gate.predict(image, args.question)
     gate_ms = (time.perf_counter() - started) * 1000
-    report = {**decision.to_dict(), "ladder": gate.ladder.spec(), "profile": gate.profile,
-              "native_long_side": max(image.size), "gate_ms": round(gate_ms, 2), "load_ms": round(load_ms, 1)}
+    report = {
+        **decision.to_dict(),
+        "ladder": gate.ladder.spec(),
+        "profile": gate.profile,
+        "native_long_side": max(image.size),
+        "gate_ms": round(gate_ms, 2),
+        "load_ms": round(load_ms, 1),
+    }
     if args.json:
         print(json.dumps(report))
         return 0
     probs = " | ".join(f"{n} {p:.3f}" for n, p in zip(gate.config.class_names, decision.probabilities))
     print(f"class                {decision.label} ({decision.class_name})")
-    print(f"resolution           {decision.resolution}" + (" (no reduction)" if decision.resolution == "full" else " px longest side"))
+    print(
+        f"resolution           {decision.resolution}"
+        + (" (no reduction)" if decision.resolution == "full" else " px longest side")
+    )
     print(f"confidence           {decision.confidence:.3f}")
     print(f"probabilities        {probs}")
     print(f"expected resolution  {decision.expected_resolution:.0f} px (native {max(image.size)} px)")
-    print(f"gate latency         {gate_ms:.1f} ms (profile {gate.profile}, {gate.device}, {str(gate.dtype).replace('torch.', '')}; load {load_ms / 1000:.1f} s)")
+    dtype = str(gate.dtype).replace("torch.", "")
+    where = f"profile {gate.profile}, {gate.device}, {dtype}; load {load_ms / 1000:.1f} s"
+    print(f"gate latency         {gate_ms:.1f} ms ({where})")
     return 0

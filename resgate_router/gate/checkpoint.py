@@ -16,8 +16,16 @@ import torch
 from ..errors import GateLoadError
 
 __all__ = [
-    "CONFIG_FILE", "HEAD_FILE", "REFERENCE_FILES", "HEAD_KEYS", "resolve_dir", "is_own_format",
-    "reference_file", "load_state_dict", "split_reference_state", "check_head_state",
+    "CONFIG_FILE",
+    "HEAD_FILE",
+    "REFERENCE_FILES",
+    "HEAD_KEYS",
+    "resolve_dir",
+    "is_own_format",
+    "reference_file",
+    "load_state_dict",
+    "split_reference_state",
+    "check_head_state",
 ]
 
 CONFIG_FILE = "config.json"
@@ -87,10 +95,12 @@ def split_reference_state(
     for key, value in state.items():
         for prefix in _BACKBONE_PREFIXES:
             if key.startswith(prefix):
-                backbone[key[len(prefix):]] = value
+                backbone[key[len(prefix) :]] = value
                 break
     if not backbone:
-        raise GateLoadError(f"{file} has no 'backbone.*' keys: not a CARES gate checkpoint", path=str(file), key="backbone.")
+        raise GateLoadError(
+            f"{file} has no 'backbone.*' keys: not a CARES gate checkpoint", path=str(file), key="backbone."
+        )
     return backbone, head
 
 
@@ -103,16 +113,22 @@ def check_head_state(head: dict[str, torch.Tensor], file: Path, feature_dim: int
         raise GateLoadError(
             f"{file}: key 'head.0.weight' has shape {tuple(head['head.0.weight'].shape)}, "
             f"but the backbone's hidden size is {feature_dim}",
-            path=str(file), key="head.0.weight",
+            path=str(file),
+            key="head.0.weight",
         )
     hidden, in_dim = head["head.1.weight"].shape
     if in_dim != feature_dim:
         raise GateLoadError(
             f"{file}: key 'head.1.weight' expects {in_dim} features, the backbone gives {feature_dim}",
-            path=str(file), key="head.1.weight",
+            path=str(file),
+            key="head.1.weight",
         )
     out, hidden_in = head["head.3.weight"].shape
     if hidden_in != hidden:
-        raise GateLoadError(f"{file}: key 'head.3.weight' has shape {tuple(head['head.3.weight'].shape)}, "
-                            f"inconsistent with head.1 ({hidden})", path=str(file), key="head.3.weight")
+        raise GateLoadError(
+            f"{file}: key 'head.3.weight' has shape {tuple(head['head.3.weight'].shape)}, "
+            f"inconsistent with head.1 ({hidden})",
+            path=str(file),
+            key="head.3.weight",
+        )
     return int(hidden), int(out)

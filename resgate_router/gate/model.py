@@ -91,9 +91,13 @@ class FeatureBackbone(nn.Module):
         pixel_attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         out = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
-            pixel_attention_mask=pixel_attention_mask, use_cache=False,
-            output_hidden_states=self.window > 0, return_dict=True,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            pixel_values=pixel_values,
+            pixel_attention_mask=pixel_attention_mask,
+            use_cache=False,
+            output_hidden_states=self.window > 0,
+            return_dict=True,
         )
         if self.window > 0:
             hidden = torch.stack(out.hidden_states[self.low : self.high + 1], dim=0).mean(dim=0)

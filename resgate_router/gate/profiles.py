@@ -6,18 +6,30 @@ scaling on a black 512x512 canvas (so the centre 512x512 of the square), then th
 defaults (SmolVLM-256M: upscaled to 2048, 16 tiles + 1 global = 17 x 64 image tokens).
 
 ``single-tile`` sends the whole image with ``size.longest_edge`` = the processor's tile size
-(512 on SmolVLM): one tile, 64 image tokens, about 15x cheaper.
+(512 on SmolVLM): one tile, 64 image tokens, about 15x cheaper. The image is shrunk here exactly as
+Idefics3's PIL processor would shrink it (same size arithmetic, same filter), so the processor's own
+resize becomes an identity and it never converts the full-size page to arrays: the same pixels, a
+third less preprocessing time.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError
 
-__all__ = ["PROFILES", "check_profile", "cares_mid_rendition", "cares_canvas", "prepare_image", "processor_kwargs"]
+__all__ = [
+    "PROFILES",
+    "check_profile",
+    "cares_mid_rendition",
+    "cares_canvas",
+    "single_tile_image",
+    "prepare_image",
+    "processor_kwargs",
+]
 
 PROFILES = ("cares", "single-tile")
 CARES_MID_SIZE = 768
@@ -50,8 +62,24 @@ def cares_canvas(image: Image.Image, canvas: int = 512) -> Image.Image:
     return _paste_centred(cares_mid_rendition(image), canvas)
 
 
-def prepare_image(image: Image.Image, profile: str, tile_size: int) -> Image.Image:
-    return cares_canvas(image, tile_size) if profile == "cares" else image
+def single_tile_image(image: Image.Image, tile_size: int, resample: int) -> Image.Image:
+    """The image at the size the processor gives it for ``size.longest_edge == tile_size``."""
+    try:
+        from transformers.models.idefics3.image_processing_pil_idefics3 import get_resize_output_image_size
+    except ImportError:  # a transformers without this backend: let the processor resize
+        return image
+    height, width = get_resize_output_image_size(
+        np.empty((0, image.height, image.width)), resolution_max_side=tile_size
+    )
+    return image.resize((width, height), resample)
+
+
+def prepare_image(
+    image: Image.Image, profile: str, tile_size: int, resample: int = Image.Resampling.LANCZOS
+) -> Image.Image:
+    if profile == "cares":
+        return cares_canvas(image, tile_size)
+    return single_tile_image(image, tile_size, resample)
 
 
 def processor_kwargs(profile: str, tile_size: int) -> dict[str, Any]:

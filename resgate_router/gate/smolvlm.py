@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,19 @@ __all__ = ["SmolVLMGate"]
 
 logger = logging.getLogger(__name__)
 
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 
 
-def _resolve_device_dtype(device: str | torch.device | None, dtype: str | torch.dtype | None) -> tuple[torch.device, torch.dtype]:
+def _resolve_device_dtype(
+    device: str | torch.device | None, dtype: str | torch.dtype | None
+) -> tuple[torch.device, torch.dtype]:
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if dtype is None:
         return dev, torch.bfloat16 if dev.type == "cuda" else torch.float32
@@ -63,26 +73,48 @@ class SmolVLMGate:
     """
 
     def __init__(
-        self, model: ResGateModel, processor: Any, *, ladder: Ladder, backbone_dir: Path,
-        device: torch.device, dtype: torch.dtype, max_pixels: int = DEFAULT_MAX_PIXELS, batch_size: int = 16,
+        self,
+        model: ResGateModel,
+        processor: Any,
+        *,
+        ladder: Ladder,
+        backbone_dir: Path,
+        device: torch.device,
+        dtype: torch.dtype,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        batch_size: int = 16,
     ) -> None:
         self.model, self.processor, self.config = model, processor, model.config
         self.ladder = ladder
         if len(ladder) != self.config.num_classes:
-            raise ConfigError(f"ladder {ladder.spec()!r} has {len(ladder)} rungs for a gate of {self.config.num_classes} classes")
+            raise ConfigError(
+                f"ladder {ladder.spec()!r} has {len(ladder)} rungs for a gate of {self.config.num_classes} classes"
+            )
         self.profile = check_profile(self.config.profile)
         self.backbone_dir = backbone_dir
         self.device, self.dtype = device, dtype
         self.max_pixels, self.batch_size = max_pixels, batch_size
         self.tile_size = int(processor.image_processor.max_image_size["longest_edge"])
+        self.resample = int(getattr(processor.image_processor, "resample", 1))
+        # PIL decoding and resizing release the GIL: a batch's images are prepared in parallel.
+        self._pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="resgate-prep")
         self.max_tokens = int(model.backbone.model.config.text_config.max_position_embeddings)
 
     # ---------------------------------------------------------------- construction
     @classmethod
     def _build(
-        cls, backbone_dir: Path, config: ResGateConfig, *, head_state: dict[str, torch.Tensor] | None,
-        backbone_state: dict[str, torch.Tensor] | None, state_file: Path | None, processor_dir: Path,
-        ladder: str | Ladder | None, device: Any, dtype: Any, **options: Any,
+        cls,
+        backbone_dir: Path,
+        config: ResGateConfig,
+        *,
+        head_state: dict[str, torch.Tensor] | None,
+        backbone_state: dict[str, torch.Tensor] | None,
+        state_file: Path | None,
+        processor_dir: Path,
+        ladder: str | Ladder | None,
+        device: Any,
+        dtype: Any,
+        **options: Any,
     ) -> SmolVLMGate:
         from transformers import AutoConfig, AutoModelForImageTextToText
 
@@ -105,34 +137,79 @@ class SmolVLMGate:
             hidden, out = ckpt.check_head_state(head_state, file, features.feature_dim)
             expected = 1 if config.num_classes == 2 else config.num_classes
             if hidden != config.head_hidden or out != expected:
-                raise GateLoadError(f"{file}: head shapes (hidden {hidden}, outputs {out}) do not match the config "
-                                    f"(hidden {config.head_hidden}, outputs {expected})", path=str(file), key="head.3.weight")
-            head.load_state_dict({k[len("head."):]: v for k, v in head_state.items() if k.startswith("head.")})
+                raise GateLoadError(
+                    f"{file}: head shapes (hidden {hidden}, outputs {out}) do not match the config "
+                    f"(hidden {config.head_hidden}, outputs {expected})",
+                    path=str(file),
+                    key="head.3.weight",
+                )
+            head.load_state_dict({k[len("head.") :]: v for k, v in head_state.items() if k.startswith("head.")})
         model = ResGateModel(config, features.to(device=dev, dtype=dt), head.to(dev).eval())
-        return cls(model, _load_processor(processor_dir), ladder=Ladder.parse(ladder or config.ladder),
-                   backbone_dir=backbone_dir, device=dev, dtype=dt, **options)
+        return cls(
+            model,
+            _load_processor(processor_dir),
+            ladder=Ladder.parse(ladder or config.ladder),
+            backbone_dir=backbone_dir,
+            device=dev,
+            dtype=dt,
+            **options,
+        )
 
     @classmethod
     def from_backbone(
-        cls, backbone: str | Path = DEFAULT_BACKBONE, *, layer: int | str = "middle", window: int = 0,
-        profile: str = "single-tile", ladder: str | Ladder = "card", num_classes: int = 3,
-        head_hidden: int = 256, class_names: Sequence[str] | None = None,
-        device: Any = None, dtype: Any = None, **options: Any,
+        cls,
+        backbone: str | Path = DEFAULT_BACKBONE,
+        *,
+        layer: int | str = "middle",
+        window: int = 0,
+        profile: str = "single-tile",
+        ladder: str | Ladder = "card",
+        num_classes: int = 3,
+        head_hidden: int = 256,
+        class_names: Sequence[str] | None = None,
+        device: Any = None,
+        dtype: Any = None,
+        **options: Any,
     ) -> SmolVLMGate:
         """A gate with a freshly initialised (untrained) head, e.g. to train one."""
         ladder = Ladder.parse(ladder)
-        config = ResGateConfig(backbone=str(backbone), layer=layer, window=window, profile=check_profile(profile),
-                               ladder=ladder.to_list(), num_classes=num_classes, head_hidden=head_hidden,
-                               class_names=list(class_names) if class_names else default_class_names(num_classes))
+        config = ResGateConfig(
+            backbone=str(backbone),
+            layer=layer,
+            window=window,
+            profile=check_profile(profile),
+            ladder=ladder.to_list(),
+            num_classes=num_classes,
+            head_hidden=head_hidden,
+            class_names=list(class_names) if class_names else default_class_names(num_classes),
+        )
         bdir = ckpt.resolve_dir(backbone, "backbone")
-        return cls._build(bdir, config, head_state=None, backbone_state=None, state_file=None, processor_dir=bdir,
-                          ladder=ladder, device=device, dtype=dtype, **options)
+        return cls._build(
+            bdir,
+            config,
+            head_state=None,
+            backbone_state=None,
+            state_file=None,
+            processor_dir=bdir,
+            ladder=ladder,
+            device=device,
+            dtype=dtype,
+            **options,
+        )
 
     @classmethod
     def from_pretrained(
-        cls, path_or_hub_id: str | Path, backbone: str | Path | None = None, profile: str | None = None,
-        device: Any = None, dtype: Any = None, *, ladder: str | Ladder | None = None,
-        layer: int | str | None = None, window: int | None = None, **options: Any,
+        cls,
+        path_or_hub_id: str | Path,
+        backbone: str | Path | None = None,
+        profile: str | None = None,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        ladder: str | Ladder | None = None,
+        layer: int | str | None = None,
+        window: int | None = None,
+        **options: Any,
     ) -> SmolVLMGate:
         """Load a gate saved by :meth:`save_pretrained`, or a reference CARES checkpoint directory
         (``backbone`` then names the base model; its default is SmolVLM-256M-Instruct, profile ``cares``)."""
@@ -140,19 +217,33 @@ class SmolVLMGate:
         if ckpt.is_own_format(directory):
             config = ResGateConfig.from_pretrained(str(directory))
             if config.gate_type != "smolvlm-mlp":
-                raise GateLoadError(f"{directory} holds a {config.gate_type!r} gate, not a SmolVLM MLP gate", path=str(directory))
+                raise GateLoadError(
+                    f"{directory} holds a {config.gate_type!r} gate, not a SmolVLM MLP gate", path=str(directory)
+                )
             if layer is not None or window is not None:
                 raise ConfigError("layer/window are fixed by a trained gate's config and cannot be overridden")
             if backbone is not None:
                 config.backbone = str(backbone)
             if profile is not None and profile != config.profile:
-                logger.warning("gate %s was trained with profile %r; running it with %r", directory, config.profile, profile)
+                logger.warning(
+                    "gate %s was trained with profile %r; running it with %r", directory, config.profile, profile
+                )
                 config.profile = profile
             head_file = directory / ckpt.HEAD_FILE
             bdir = _backbone_dir(config.backbone, directory)
             pdir = directory if (directory / "tokenizer_config.json").is_file() else bdir
-            return cls._build(bdir, config, head_state=ckpt.load_state_dict(head_file), backbone_state=None,
-                              state_file=head_file, processor_dir=pdir, ladder=ladder, device=device, dtype=dtype, **options)
+            return cls._build(
+                bdir,
+                config,
+                head_state=ckpt.load_state_dict(head_file),
+                backbone_state=None,
+                state_file=head_file,
+                processor_dir=pdir,
+                ladder=ladder,
+                device=device,
+                dtype=dtype,
+                **options,
+            )
         file = ckpt.reference_file(directory)
         backbone_state, head_state = ckpt.split_reference_state(ckpt.load_state_dict(file), file)
         for key in ckpt.HEAD_KEYS:
@@ -161,12 +252,28 @@ class SmolVLMGate:
         hidden, out = head_state["head.1.weight"].shape[0], head_state["head.3.weight"].shape[0]
         num_classes = 2 if out == 1 else out
         ladder = Ladder.parse(ladder or ("card" if num_classes == 3 else "384,full"))
-        config = ResGateConfig(backbone=str(backbone or DEFAULT_BACKBONE), layer="middle" if layer is None else layer,
-                               window=window or 0, profile=check_profile(profile or "cares"), ladder=ladder.to_list(),
-                               num_classes=num_classes, head_hidden=int(hidden))
+        config = ResGateConfig(
+            backbone=str(backbone or DEFAULT_BACKBONE),
+            layer="middle" if layer is None else layer,
+            window=window or 0,
+            profile=check_profile(profile or "cares"),
+            ladder=ladder.to_list(),
+            num_classes=num_classes,
+            head_hidden=int(hidden),
+        )
         bdir = ckpt.resolve_dir(config.backbone, "backbone")
-        return cls._build(bdir, config, head_state=head_state, backbone_state=backbone_state, state_file=file,
-                          processor_dir=bdir, ladder=ladder, device=device, dtype=dtype, **options)
+        return cls._build(
+            bdir,
+            config,
+            head_state=head_state,
+            backbone_state=backbone_state,
+            state_file=file,
+            processor_dir=bdir,
+            ladder=ladder,
+            device=device,
+            dtype=dtype,
+            **options,
+        )
 
     def save_pretrained(self, out_dir: str | Path) -> Path:
         """Write ``config.json``, ``head.safetensors`` and the processor files to ``out_dir``."""
@@ -195,13 +302,27 @@ class SmolVLMGate:
         if isinstance(questions, str) or len(images) != len(questions):
             raise InputError("images and questions must be sequences of the same length")
         prompts = [self._prompt(q) for q in questions]
-        pictures = [[prepare_image(load_image(im, max_pixels=self.max_pixels), self.profile, self.tile_size)] for im in images]
-        batch = self.processor(text=prompts, images=pictures, padding=True, return_tensors="pt",
-                               **processor_kwargs(self.profile, self.tile_size))
+        pictures = (
+            [[p] for p in self._pool.map(self._prepare_image, images)]
+            if len(images) > 1
+            else [[self._prepare_image(images[0])]]
+        )
+        batch = self.processor(
+            text=prompts,
+            images=pictures,
+            padding=True,
+            return_tensors="pt",
+            **processor_kwargs(self.profile, self.tile_size),
+        )
         if batch["input_ids"].shape[1] > self.max_tokens:
-            raise QuestionError(f"prompt is {batch['input_ids'].shape[1]} tokens, over the backbone's limit of {self.max_tokens}")
+            raise QuestionError(
+                f"prompt is {batch['input_ids'].shape[1]} tokens, over the backbone's limit of {self.max_tokens}"
+            )
         batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
         return batch.to(self.device)
+
+    def _prepare_image(self, image: ImageInput) -> Any:
+        return prepare_image(load_image(image, max_pixels=self.max_pixels), self.profile, self.tile_size, self.resample)
 
     @torch.inference_mode()
     def logits(self, images: Sequence[ImageInput], questions: Sequence[object]) -> torch.Tensor:
@@ -219,7 +340,7 @@ class SmolVLMGate:
         """One decision per (image, question); equal to calling :meth:`predict` on each."""
         if isinstance(questions, str) or len(images) != len(questions):
             raise InputError("images and questions must be sequences of the same length")
-        loaded = [load_image(im, max_pixels=self.max_pixels) for im in images]
+        loaded = list(self._pool.map(lambda im: load_image(im, max_pixels=self.max_pixels), images))
         decisions: list[GateDecision] = []
         for start in range(0, len(loaded), self.batch_size):
             chunk = loaded[start : start + self.batch_size]
@@ -235,14 +356,20 @@ class SmolVLMGate:
 
     def _decision(self, probs: list[float], native: int) -> GateDecision:
         label = max(range(len(probs)), key=probs.__getitem__)
-        return GateDecision(label=label, resolution=self.ladder[label], probabilities=tuple(probs),
-                            expected_resolution=self.ladder.expected_resolution(probs, native),
-                            class_name=self.config.class_names[label])
+        return GateDecision(
+            label=label,
+            resolution=self.ladder[label],
+            probabilities=tuple(probs),
+            expected_resolution=self.ladder.expected_resolution(probs, native),
+            class_name=self.config.class_names[label],
+        )
 
     def __repr__(self) -> str:
-        return (f"SmolVLMGate(backbone={self.config.backbone!r}, layer={self.model.backbone.layer}, "
-                f"window={self.config.window}, profile={self.profile!r}, ladder={self.ladder.spec()!r}, "
-                f"device={self.device}, dtype={self.dtype})")
+        return (
+            f"SmolVLMGate(backbone={self.config.backbone!r}, layer={self.model.backbone.layer}, "
+            f"window={self.config.window}, profile={self.profile!r}, ladder={self.ladder.spec()!r}, "
+            f"device={self.device}, dtype={self.dtype})"
+        )
 
 
 def _load_backbone_state(model: nn.Module, state: dict[str, torch.Tensor], file: Path | None) -> None:
@@ -250,10 +377,16 @@ def _load_backbone_state(model: nn.Module, state: dict[str, torch.Tensor], file:
     needed = model.state_dict()
     for key, value in needed.items():
         if key not in state:
-            raise GateLoadError(f"{file} is missing key 'backbone.model.{key}'", path=str(file), key=f"backbone.model.{key}")
+            raise GateLoadError(
+                f"{file} is missing key 'backbone.model.{key}'", path=str(file), key=f"backbone.model.{key}"
+            )
         if tuple(state[key].shape) != tuple(value.shape):
-            raise GateLoadError(f"{file}: key 'backbone.model.{key}' has shape {tuple(state[key].shape)}, "
-                                f"the backbone config expects {tuple(value.shape)}", path=str(file), key=f"backbone.model.{key}")
+            raise GateLoadError(
+                f"{file}: key 'backbone.model.{key}' has shape {tuple(state[key].shape)}, "
+                f"the backbone config expects {tuple(value.shape)}",
+                path=str(file),
+                key=f"backbone.model.{key}",
+            )
     model.load_state_dict({k: state[k] for k in needed}, strict=True)
 
 

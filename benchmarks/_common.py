@@ -1,0 +1,87 @@
+"""Shared helpers: timing, environment record, model cache, result files."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CACHE = Path(".cache")
+
+
+def git_sha() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def environment(device: str) -> dict[str, Any]:
+    import torch
+    import transformers
+
+    name = torch.cuda.get_device_name(0) if device.startswith("cuda") else (platform.processor() or platform.machine())
+    return {
+        "git_sha": git_sha(),
+        "device": device,
+        "device_name": name,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "command": " ".join(["python -m benchmarks." + Path(sys.argv[0]).stem, *sys.argv[1:]]),
+    }
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def time_ms(fn: Callable[[], object], device: str) -> float:
+    synchronize(device)
+    started = time.perf_counter()
+    fn()
+    synchronize(device)
+    return (time.perf_counter() - started) * 1000
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def full_size_backbone(path: Path | None = None) -> Path:
+    """The full-size SmolVLM-256M architecture with random weights, built once and cached."""
+    from resgate_router.testing import build_smolvlm_256m
+
+    path = path or CACHE / "smolvlm-256m-random"
+    if not (path / "config.json").is_file():
+        print(f"building the full-size SmolVLM-256M architecture (random weights) in {path} ...", flush=True)
+        build_smolvlm_256m(path)
+    return path
+
+
+def write_json(path: str | None, payload: dict[str, Any]) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(payload, indent=2))
+        print(f"wrote {path}")
+
+
+def run_cli(doc: str | None, add_cli_args: Callable[[Any], None], main: Callable[[Any], object]) -> None:
+    """The ``__main__`` entry of a benchmark: its docstring as help, its flags, its main."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_cli_args(parser)
+    main(parser.parse_args())

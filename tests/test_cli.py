@@ -1,0 +1,91 @@
+"""``resgate route``: decisions as text or JSON; bad input gives a one-line error, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from resgate_router.cli import main
+
+from .badimages import corrupt_inputs, encode
+
+
+@pytest.fixture(scope="module")
+def page_file(tmp_path_factory, page):
+    path = tmp_path_factory.mktemp("img") / "page.png"
+    path.write_bytes(encode(page))
+    return path
+
+
+def test_route_json(tiny_gate_dir, page_file, capsys, tiny_gate, page):
+    rc = main(["route", "--gate", str(tiny_gate_dir), "--image", str(page_file), "--question", "Total?", "--json"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = tiny_gate.predict(page, "Total?")
+    assert report["label"] == expected.label and report["resolution"] == expected.resolution
+    assert report["probabilities"] == pytest.approx(list(expected.probabilities), abs=1e-6)
+    assert report["gate_ms"] > 0 and report["ladder"] == "card" and report["profile"] == "single-tile"
+
+
+def test_route_text_with_ladder(tiny_gate_dir, page_file, capsys):
+    assert (
+        main(
+            [
+                "route",
+                "--gate",
+                str(tiny_gate_dir),
+                "--image",
+                str(page_file),
+                "--question",
+                "Total?",
+                "--ladder",
+                "cares",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "resolution" in out and "gate latency" in out and "probabilities" in out
+
+
+@pytest.mark.parametrize("case", ["corrupt", "missing-image", "missing-gate", "bad-ladder"])
+def test_route_errors_are_one_line(tiny_gate_dir, page_file, tmp_path, capsys, case):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(corrupt_inputs()["truncated-png"])
+    args = {
+        "corrupt": ["--gate", str(tiny_gate_dir), "--image", str(bad)],
+        "missing-image": ["--gate", str(tiny_gate_dir), "--image", str(tmp_path / "nope.png")],
+        "missing-gate": ["--gate", str(tmp_path / "no-gate"), "--image", str(page_file)],
+        "bad-ladder": ["--gate", str(tiny_gate_dir), "--image", str(page_file), "--ladder", "512,384"],
+    }[case]
+    assert main(["route", *args, "--question", "Total?"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if "error" in line] == [err.splitlines()[-1]]
+    assert err.splitlines()[-1].startswith("resgate route: error:")
+
+
+def test_console_script_runs_without_traceback(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "resgate_router.cli",
+            "route",
+            "--gate",
+            str(tmp_path),
+            "--image",
+            str(bad),
+            "--question",
+            "x",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "empty" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,131 @@
+"""Public surface, light import, installed layout and the offline builders."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import resgate_router
+
+
+def test_exported_members():
+    assert set(resgate_router.__all__) == {
+        "__version__",
+        "SmolVLMGate",
+        "GateDecision",
+        "Ladder",
+        "FULL",
+        "load_image",
+        "ResgateError",
+        "ConfigError",
+        "InputError",
+        "ImageError",
+        "ImageTooLargeError",
+        "QuestionError",
+        "GateError",
+        "GateLoadError",
+        "MissingExtraError",
+    }
+    for name in resgate_router.__all__:
+        assert getattr(resgate_router, name) is not None
+
+
+def test_error_tree():
+    from resgate_router import errors as e
+
+    assert issubclass(e.ImageTooLargeError, e.ImageError) and issubclass(e.ImageError, e.InputError)
+    assert issubclass(e.InputError, ValueError) and issubclass(e.GateLoadError, e.GateError)
+    assert issubclass(e.MissingExtraError, ImportError)
+    assert all(issubclass(getattr(e, n), e.ResgateError) for n in e.__all__)
+
+
+BLOCKER = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {'torch', 'transformers', 'vllm', 'fastapi'}:
+            raise ModuleNotFoundError(f"blocked: {name}")
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_import_without_heavy_extras():
+    code = (
+        BLOCKER
+        + """
+import resgate_router
+from resgate_router import GateDecision, Ladder, load_image, MissingExtraError
+assert 'torch' not in sys.modules and 'transformers' not in sys.modules
+try:
+    resgate_router.SmolVLMGate
+except MissingExtraError as exc:
+    assert exc.extra == 'hf' and "pip install 'resgate-router[hf]'" in str(exc)
+else:
+    raise SystemExit('expected MissingExtraError')
+print('ok')
+"""
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_adapters_package_is_installed_under_resgate_router():
+    import resgate_router.adapters as adapters
+
+    assert adapters.__file__.replace("\\\\", "/").endswith("adapters/__init__.py")
+
+
+def test_full_size_architecture_has_256m_parameters():
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from resgate_router.testing import smolvlm_256m_config
+
+    config = smolvlm_256m_config()
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(config)
+    assert round(sum(p.numel() for p in model.parameters()) / 1e6, 2) == 256.48
+    assert config.text_config.num_hidden_layers == 30 and config.vision_config.hidden_size == 768
+
+
+def test_tiny_model_uses_smolvlm_tokens_and_tiling(tiny_backbone, page):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_backbone)
+    tokenizer = processor.tokenizer
+    ids = {
+        t: tokenizer.convert_tokens_to_ids(t)
+        for t in [
+            "<global-img>",
+            "<row_1_col_1>",
+            "<row_6_col_6>",
+            "<fake_token_around_image>",
+            "<image>",
+            "<end_of_utterance>",
+        ]
+    }
+    assert ids == {
+        "<global-img>": 384,
+        "<row_1_col_1>": 385,
+        "<row_6_col_6>": 420,
+        "<fake_token_around_image>": 421,
+        "<image>": 422,
+        "<end_of_utterance>": 511,
+    }
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Total?"}]}]
+    prompt = processor.apply_chat_template(messages)
+    assert prompt == "<|im_start|>User:<image>Total?<end_of_utterance>\n"
+    full = processor(text=[prompt], images=[[page]], return_tensors="pt")
+    one = processor(text=[prompt], images=[[page]], return_tensors="pt", size={"longest_edge": 512})
+    assert full["pixel_values"].shape[1] == 17 and int((full["input_ids"] == 422).sum()) == 17 * 64
+    assert one["pixel_values"].shape[1] == 1 and int((one["input_ids"] == 422).sum()) == 64
+
+
+def test_full_size_tokenizer_has_smolvlm_ids():
+    from resgate_router.testing import build_tokenizer
+
+    tokenizer = build_tokenizer(base_size=49152, vocab_size=49280)
+    assert tokenizer.convert_tokens_to_ids("<global-img>") == 49152
+    assert tokenizer.convert_tokens_to_ids("<image>") == 49190
+    assert tokenizer.convert_tokens_to_ids("<end_of_utterance>") == 49279
