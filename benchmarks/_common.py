@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -16,6 +17,8 @@ CACHE = Path(".cache")
 
 
 def git_sha() -> str:
+    if os.environ.get("GIT_SHA"):  # set by callers that run from a copy without .git (the GPU machine)
+        return os.environ["GIT_SHA"]
     try:
         return subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
