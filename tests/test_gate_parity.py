@@ -106,3 +106,15 @@ def test_bfloat16_runs_and_stays_close(tiny_backbone, page):
         and bf16.model.backbone.model.text_model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
     )
     assert (a - b).abs().max().item() < 0.05
+
+
+def test_single_tile_pre_resize_is_pixel_exact(tiny_gate):
+    """The gate shrinks pages itself (faster); the processor must see exactly the same pixels."""
+    for size in [(1700, 2200), (2200, 1700), (1001, 999), (700, 20), (300, 200)]:
+        image = make_document_image(*size, lines=10, seed=sum(size))
+        ours = tiny_gate.prepare([image], [QUESTION])
+        theirs = tiny_gate.processor(
+            text=[tiny_gate._prompt(QUESTION)], images=[[image]], return_tensors="pt", size={"longest_edge": 512}
+        )
+        assert torch.equal(ours["pixel_values"], theirs["pixel_values"])
+        assert torch.equal(ours["input_ids"], theirs["input_ids"])

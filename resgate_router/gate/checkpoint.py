@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import GateLoadError
+from ..hub import resolve_dir
 
 __all__ = [
     "CONFIG_FILE",
@@ -33,23 +34,6 @@ HEAD_FILE = "head.safetensors"
 REFERENCE_FILES = ("model.safetensors", "pytorch_model.bin")
 HEAD_KEYS = ("head.0.weight", "head.0.bias", "head.1.weight", "head.1.bias", "head.3.weight", "head.3.bias")
 _BACKBONE_PREFIXES = ("backbone.model.", "backbone.")
-
-
-def resolve_dir(path_or_id: str | Path, what: str = "gate") -> Path:
-    """A local directory, or a Hub repo id downloaded (or taken from the cache) by huggingface_hub."""
-    path = Path(path_or_id).expanduser()
-    if path.is_dir():
-        return path
-    text = str(path_or_id)
-    if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
-        raise GateLoadError(f"{what} directory not found: {text}", path=text)
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(text))
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
-        raise GateLoadError(f"cannot fetch {what} {text!r} from the Hugging Face Hub: {exc}", path=text) from exc
 
 
 def is_own_format(directory: Path) -> bool:

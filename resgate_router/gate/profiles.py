@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
 from ..errors import ConfigError
+from ..policies.idefics3 import resized_size
 
 __all__ = [
     "PROFILES",
@@ -64,14 +64,7 @@ def cares_canvas(image: Image.Image, canvas: int = 512) -> Image.Image:
 
 def single_tile_image(image: Image.Image, tile_size: int, resample: int) -> Image.Image:
     """The image at the size the processor gives it for ``size.longest_edge == tile_size``."""
-    try:
-        from transformers.models.idefics3.image_processing_pil_idefics3 import get_resize_output_image_size
-    except ImportError:  # a transformers without this backend: let the processor resize
-        return image
-    height, width = get_resize_output_image_size(
-        np.empty((0, image.height, image.width)), resolution_max_side=tile_size
-    )
-    return image.resize((width, height), resample)
+    return image.resize(resized_size(image.width, image.height, tile_size), resample)
 
 
 def prepare_image(
