@@ -1,2 +1,5 @@
-"""Downstream adapters (vLLM, Hugging Face ``generate``, OpenAI-compatible HTTP), installed as
-``resgate_router.adapters``. The adapters themselves arrive with the router (issues 3 and 4)."""
+"""Downstream adapters, installed as ``resgate_router.adapters``."""
+
+from .base import Adapter, CallableAdapter
+
+__all__ = ["Adapter", "CallableAdapter"]

@@ -22,6 +22,10 @@ from .errors import (
 from .gate.decision import GateDecision
 from .images import load_image
 from .ladder import FULL, Ladder
+from .ledger import SavingsLog
+from .monitoring import RoutingStats
+from .policies import FamilyPolicy, available_families, get_policy
+from .router import GateTimeoutError, RoutedRequest, Router, RouterResponse
 
 __version__ = "0.1.0"
 
@@ -29,6 +33,15 @@ __all__ = [
     "__version__",
     "SmolVLMGate",
     "GateDecision",
+    "Router",
+    "RoutedRequest",
+    "RouterResponse",
+    "RoutingStats",
+    "SavingsLog",
+    "FamilyPolicy",
+    "get_policy",
+    "available_families",
+    "GateTimeoutError",
     "Ladder",
     "FULL",
     "load_image",

@@ -25,6 +25,15 @@ def test_exported_members():
         "GateError",
         "GateLoadError",
         "MissingExtraError",
+        "Router",
+        "RoutedRequest",
+        "RouterResponse",
+        "RoutingStats",
+        "SavingsLog",
+        "FamilyPolicy",
+        "get_policy",
+        "available_families",
+        "GateTimeoutError",
     }
     for name in resgate_router.__all__:
         assert getattr(resgate_router, name) is not None

@@ -23,6 +23,7 @@ class ImagePlan:
     send_size: tuple[int, int]
     tokens: int
     detail: str | None = None  # OpenAI-style APIs only
+    tiles: int = 0  # vision-encoder tiles, for tiled families (0: not counted)
 
     @property
     def resized(self) -> bool:

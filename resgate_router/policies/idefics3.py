@@ -88,7 +88,11 @@ class Idefics3Policy(FamilyPolicy):
         images = []
         for (width, height), resolution in zip(natives, resolutions):
             send = resized_size(width, height, edge) if edge < max(width, height) else (width, height)
-            images.append(ImagePlan((width, height), resolution, send, self.tokens_at(width, height, edge)))
+            rows, cols = tile_grid(width, height, edge, self.tile_size) if self.do_image_splitting else (0, 0)
+            tiles = rows * cols + 1 if rows else 1
+            images.append(
+                ImagePlan((width, height), resolution, send, self.tokens_at(width, height, edge), tiles=tiles)
+            )
         return RequestPlan(tuple(images), kwargs)
 
     def describe(self) -> dict[str, Any]:

@@ -60,7 +60,7 @@ class InternVLPolicy(FamilyPolicy):
         return count + 1 if self.use_thumbnail and count > 1 else count
 
     def plan(self, natives: list[tuple[int, int]], resolutions: list[int | None]) -> RequestPlan:
-        images, budgets = [], []
+        planned, budgets = [], []
         for (width, height), resolution in zip(natives, resolutions):
             if resolution is None:
                 send, budget = (width, height), self.max_patches
@@ -68,17 +68,16 @@ class InternVLPolicy(FamilyPolicy):
                 send = scaled_size(width, height, int(resolution))
                 budget = self.budget(max(send))
             budgets.append(budget)
-            tokens = self.tiles(*send, budget) * self.tokens_per_tile + 2
-            images.append(ImagePlan((width, height), resolution, send, tokens))
+            planned.append(ImagePlan((width, height), resolution, send, 0))
         request_budget = max(budgets, default=self.max_patches)
         kwargs = {} if request_budget == self.max_patches else {"max_patches": request_budget}
         # one budget per request: recount every image under the request's budget
-        images = [
-            ImagePlan(
-                i.native, i.resolution, i.send_size, self.tiles(*i.send_size, request_budget) * self.tokens_per_tile + 2
+        images = []
+        for plan in planned:
+            tiles = self.tiles(*plan.send_size, request_budget)
+            images.append(
+                ImagePlan(plan.native, plan.resolution, plan.send_size, tiles * self.tokens_per_tile + 2, tiles=tiles)
             )
-            for i in images
-        ]
         return RequestPlan(tuple(images), kwargs)
 
     def describe(self) -> dict[str, Any]:

@@ -1,0 +1,172 @@
+"""OpenAI-style chat requests: find the images (with the question of their turn) and rewrite them.
+
+Image parts may be ``{"type": "image_url", "image_url": {"url": ...}}`` with a data URL, a local
+path (when allowed) or a PIL image as ``url``, or ``{"type": "image", "image": <PIL or path>}``.
+Remote ``http(s)://`` URLs are left untouched and not gated (the router does not fetch them).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from .errors import ImageError, InputError
+from .images import DEFAULT_MAX_PIXELS, load_image
+
+__all__ = ["ImageRef", "find_images", "decode_data_url", "encode_data_url", "rewrite_images", "has_images"]
+
+_REMOTE = ("http://", "https://")
+
+
+@dataclass
+class ImageRef:
+    """One image of a request. ``image`` is the decoded RGB image (None for remote URLs)."""
+
+    message: int
+    part: int
+    kind: str  # "data", "path", "pil" or "remote"
+    question: str
+    detail: str | None
+    image: Image.Image | None = None
+    mime: str | None = None
+
+    @property
+    def native(self) -> tuple[int, int]:
+        assert self.image is not None
+        return self.image.size
+
+
+def _parts(message: Any, index: int) -> list[Any]:
+    if not isinstance(message, dict):
+        raise InputError(f"messages[{index}] must be an object, got {type(message).__name__}")
+    content = message.get("content")
+    return content if isinstance(content, list) else []
+
+
+def _image_source(part: dict[str, Any]) -> tuple[Any, str | None] | None:
+    if part.get("type") == "image_url":
+        spec = part.get("image_url")
+        if isinstance(spec, dict):
+            return spec.get("url"), spec.get("detail")
+        return spec, None
+    if part.get("type") == "image":
+        return part.get("image"), part.get("detail")
+    return None
+
+
+def has_images(request: dict[str, Any]) -> bool:
+    messages = request.get("messages")
+    if not isinstance(messages, list):
+        return False
+    return any(
+        isinstance(p, dict) and _image_source(p) is not None
+        for i, m in enumerate(messages)
+        if isinstance(m, dict)
+        for p in _parts(m, i)
+    )
+
+
+def find_images(
+    request: dict[str, Any], *, allow_local_paths: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> list[ImageRef]:
+    """Every image part with the text of its message; decodes all but remote URLs."""
+    messages = request.get("messages")
+    if not isinstance(messages, list):
+        raise InputError("request must have a 'messages' list")
+    found: list[ImageRef] = []
+    for m_index, message in enumerate(messages):
+        parts = _parts(message, m_index)
+        question = " ".join(
+            p.get("text", "")
+            for p in parts
+            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+        ).strip()
+        for p_index, part in enumerate(parts):
+            source = _image_source(part) if isinstance(part, dict) else None
+            if source is None:
+                continue
+            value, detail = source
+            found.append(_decode(value, detail, m_index, p_index, question, allow_local_paths, max_pixels))
+    return found
+
+
+def _decode(value: Any, detail: Any, m: int, p: int, question: str, allow_paths: bool, max_pixels: int) -> ImageRef:
+    detail = detail if isinstance(detail, str) else None
+    where = f"messages[{m}].content[{p}]"
+    if isinstance(value, Image.Image):
+        return ImageRef(m, p, "pil", question, detail, load_image(value, max_pixels=max_pixels))
+    if not isinstance(value, str) or not value:
+        raise ImageError(f"{where}: image url must be a non-empty string")
+    if value.startswith("data:"):
+        mime, data = decode_data_url(value, where)
+        return ImageRef(m, p, "data", question, detail, load_image(data, max_pixels=max_pixels), mime)
+    if value.startswith(_REMOTE):
+        return ImageRef(m, p, "remote", question, detail)
+    if "://" in value.split("/", 1)[0] + "/" or value.startswith("file:"):
+        raise ImageError(f"{where}: unsupported image URL scheme {value.split(':', 1)[0]!r}")
+    if not allow_paths:
+        raise ImageError(f"{where}: local image paths are not allowed here")
+    return ImageRef(m, p, "path", question, detail, load_image(Path(value), max_pixels=max_pixels))
+
+
+def decode_data_url(url: str, where: str = "image") -> tuple[str, bytes]:
+    """(MIME type, bytes) of a base64 ``data:image/...`` URL."""
+    header, sep, payload = url.partition(",")
+    if not sep or not header.endswith(";base64"):
+        raise ImageError(f"{where}: data URL must be 'data:image/<type>;base64,<data>'")
+    mime = header[len("data:") : -len(";base64")].lower()
+    if not mime.startswith("image/"):
+        raise ImageError(f"{where}: data URL has MIME type {mime!r}, not an image type")
+    try:
+        return mime, base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageError(f"{where}: invalid base64 in data URL") from exc
+
+
+def encode_data_url(image: Image.Image, mime: str | None = None, quality: int = 95) -> str:
+    """Re-encode: JPEG stays JPEG (at ``quality``), everything else becomes PNG (lossless)."""
+    fmt, mime = ("JPEG", "image/jpeg") if mime in ("image/jpeg", "image/jpg") else ("PNG", "image/png")
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
+    return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+
+
+def rewrite_images(
+    request: dict[str, Any],
+    refs: list[ImageRef],
+    sizes: list[tuple[int, int] | None],
+    details: list[str | None],
+    *,
+    quality: int = 95,
+) -> dict[str, Any]:
+    """A copy of ``request`` with each image resized to its size (None: unchanged) and detail set."""
+    out = dict(request)
+    out["messages"] = [copy.copy(m) for m in request["messages"]]
+    for ref, size, detail in zip(refs, sizes, details):
+        if size is None and detail is None:
+            continue
+        message = out["messages"][ref.message]
+        message["content"] = list(message["content"])
+        part = dict(message["content"][ref.part])
+        image = ref.image.resize(size, Image.Resampling.LANCZOS) if size is not None and ref.image is not None else None
+        if part.get("type") == "image":
+            if image is not None:
+                part["image"] = image
+        else:
+            spec = (
+                dict(part["image_url"]) if isinstance(part.get("image_url"), dict) else {"url": part.get("image_url")}
+            )
+            if image is not None:
+                spec["url"] = image if ref.kind == "pil" else encode_data_url(image, ref.mime, quality)
+            if detail is not None:
+                spec["detail"] = detail
+            part["image_url"] = spec
+        message["content"][ref.part] = part
+    return out

@@ -1,0 +1,340 @@
+"""``Router``: gate every image of an OpenAI-style chat request, apply the family policy, forward.
+
+The non-I/O steps (find images, gate, plan, rewrite, account) are :meth:`Router.route`, a dry run;
+:meth:`Router.complete` adds the adapter call, the savings log and the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .accounting import SMOLVLM_256M, ModelCost
+from .errors import ConfigError, GateError, ResgateError
+from .hub import read_json, resolve_dir
+from .ladder import FULL, Ladder, Rung
+from .ledger import SavingsLog
+from .messages import ImageRef, find_images, has_images, rewrite_images
+from .monitoring import RouterMetrics, RoutingStats, default_metrics
+from .policies import FamilyPolicy, RequestPlan, get_policy
+
+__all__ = ["Router", "RoutedRequest", "RouterResponse", "GateTimeoutError"]
+
+logger = logging.getLogger(__name__)
+
+OVERRIDE_FIELD = "resgate"
+_OFF = {"off", "none", "disable", "disabled", "false"}
+
+
+class GateTimeoutError(GateError):
+    """The gate did not answer within the router's time budget."""
+
+
+@dataclass
+class RoutedRequest:
+    """A dry run's result: the rewritten request, per-request processor kwargs and the record."""
+
+    request: dict[str, Any]
+    processor_kwargs: dict[str, Any]
+    record: dict[str, Any]
+    decisions: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class RouterResponse:
+    response: Any
+    record: dict[str, Any]
+
+
+class Router:
+    """Gate, resize and forward. ``family`` (or ``policy``, or ``model`` to detect it) decides how a
+    rung becomes a request and what it costs; ``baseline`` is what the downstream gets without the
+    router (``"full"``: the image as sent, or a px rung); ``on_gate_error="baseline"`` fails open."""
+
+    def __init__(
+        self,
+        gate: Any = None,
+        adapter: Any = None,
+        *,
+        family: str | None = None,
+        model: str | Path | None = None,
+        policy: FamilyPolicy | None = None,
+        ladder: str | Ladder | None = None,
+        baseline: Rung = FULL,
+        on_gate_error: Literal["baseline", "raise"] = "baseline",
+        gate_timeout: float | None = None,
+        mode: Literal["discrete", "continuous"] = "discrete",
+        log: str | Path | SavingsLog | None = None,
+        metrics: RouterMetrics | None | Literal[False] = None,
+        allow_local_paths: bool = True,
+        jpeg_quality: int = 95,
+    ) -> None:
+        if on_gate_error not in ("baseline", "raise"):
+            raise ConfigError(f"on_gate_error must be 'baseline' or 'raise', got {on_gate_error!r}")
+        if mode not in ("discrete", "continuous"):
+            raise ConfigError(f"mode must be 'discrete' or 'continuous', got {mode!r}")
+        self.gate, self.adapter = gate, adapter
+        self.policy = policy or get_policy(family, model)
+        self.family = self.policy.name
+        self.model = str(model) if model is not None else None
+        self.cost = _model_cost(model, self.family)
+        self.ladder = Ladder.parse(ladder) if ladder is not None else getattr(gate, "ladder", Ladder.parse("card"))
+        if gate is not None and len(self.ladder) != len(getattr(gate, "ladder", self.ladder)):
+            raise ConfigError(f"ladder {self.ladder.spec()!r} does not match the gate's {len(gate.ladder)} classes")
+        self.baseline = None if baseline == FULL else int(baseline)
+        self.on_gate_error, self.gate_timeout, self.mode = on_gate_error, gate_timeout, mode
+        self.log = SavingsLog(log) if isinstance(log, (str, Path)) else log
+        self.metrics = None if metrics is False else (metrics or default_metrics())
+        self.stats = RoutingStats()
+        self.allow_local_paths, self.jpeg_quality = allow_local_paths, jpeg_quality
+        self._gate_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resgate-gate") if gate_timeout else None
+
+    # ------------------------------------------------------------------ dry run
+    def route(self, request: dict[str, Any], *, override: Any = None) -> RoutedRequest:
+        """Gate and rewrite ``request`` without calling the downstream (nothing is logged)."""
+        return self._route(request, override, self._new_record(request))
+
+    def _route(self, request: dict[str, Any], override: Any, record: dict[str, Any]) -> RoutedRequest:
+        started = time.perf_counter()
+        request = dict(request)
+        field_override = request.pop(OVERRIDE_FIELD, None)
+        override = override if override is not None else field_override
+        if not has_images(request):
+            record["status"] = "passthrough"
+            return RoutedRequest(request, {}, record)
+        if _is_off(override):
+            record["status"] = "disabled"
+            return RoutedRequest(request, {}, record)
+        try:
+            refs = find_images(request, allow_local_paths=self.allow_local_paths)
+        except ResgateError as exc:
+            return self._fail_open(request, record, exc)
+        local = [r for r in refs if r.image is not None]
+        record["remote_images"] = len(refs) - len(local)  # http(s) URLs: not fetched, not gated
+        forced = [self._forced_class(r, override) for r in local]
+        to_gate = [r for r, f in zip(local, forced) if f is None]
+        decisions: list[Any] = []
+        if to_gate:
+            if self.gate is None:
+                raise ConfigError("this router has no gate: pass gate=..., or force a class per request")
+            try:
+                decisions = self._run_gate(to_gate)
+            except Exception as exc:  # a gate is pluggable code; whatever it raises, fail open unless asked not to
+                record["gate_ms"] = _ms(started)
+                return self._fail_open(request, record, exc)
+        record["gate_ms"] = _ms(started) if to_gate else 0.0
+        it = iter(decisions)
+        rungs: list[int | None] = []
+        for ref, forced_class in zip(local, forced):
+            decision = next(it) if forced_class is None else None
+            rungs.append(self._resolution(ref, forced_class, decision, record))
+        return self._apply(request, local, rungs, record, decisions)
+
+    def _apply(
+        self,
+        request: dict[str, Any],
+        refs: list[ImageRef],
+        rungs: list[int | None],
+        record: dict[str, Any],
+        decisions: list[Any],
+    ) -> RoutedRequest:
+        natives = [r.native for r in refs]
+        routed = self.policy.plan(natives, rungs)
+        baseline = self.policy.plan(natives, [self.baseline] * len(refs))
+        sizes = [p.send_size if p.resized else None for p in routed.images]
+        details = [p.detail for p in routed.images]
+        rewritten = rewrite_images(request, refs, sizes, details, quality=self.jpeg_quality)
+        self._account(record, routed, baseline)
+        record.setdefault("status", "routed")
+        return RoutedRequest(rewritten, routed.processor_kwargs, record, decisions)
+
+    def _fail_open(self, request: dict[str, Any], record: dict[str, Any], exc: BaseException) -> RoutedRequest:
+        record["error"] = type(exc).__name__
+        if self.on_gate_error == "raise":
+            if isinstance(exc, ResgateError):
+                raise exc
+            raise GateError(f"gate failed: {exc}") from exc
+        logger.warning("gate failed (%s: %s); sending the request at the baseline", type(exc).__name__, exc)
+        record["status"] = "fallback"
+        try:
+            refs = [r for r in find_images(request, allow_local_paths=self.allow_local_paths) if r.image is not None]
+        except ResgateError:  # undecodable image: the downstream gets the request untouched
+            return RoutedRequest(request, {}, record)
+        for ref in refs:
+            record["images"].append(self._image_entry(ref, None, "fallback", self.baseline))
+        return self._apply(request, refs, [self.baseline] * len(refs), record, [])
+
+    # ------------------------------------------------------------------ decisions
+    def _run_gate(self, refs: list[ImageRef]) -> list[Any]:
+        images, questions = [r.image for r in refs], [r.question for r in refs]
+        if self._gate_pool is None:
+            return list(self.gate.predict_batch(images, questions))
+        future = self._gate_pool.submit(self.gate.predict_batch, images, questions)
+        try:
+            return list(future.result(timeout=self.gate_timeout))
+        except FutureTimeout:
+            future.cancel()
+            raise GateTimeoutError(f"gate exceeded its time budget of {self.gate_timeout:.3f} s") from None
+
+    def _forced_class(self, ref: ImageRef, override: Any) -> int | None:
+        """A class forced by the request: ``resgate``/header value, else the part's ``detail``."""
+        if override is not None and str(override).lower() != "auto":
+            return self._class_of(override)
+        if ref.detail == "low":
+            return 0
+        if ref.detail == "high":
+            return len(self.ladder) - 1
+        return None
+
+    def _class_of(self, value: Any) -> int:
+        names = list(
+            getattr(getattr(self.gate, "config", None), "class_names", None)
+            or ["low", "medium", "high"][: len(self.ladder)]
+        )
+        if isinstance(value, dict):
+            value = value.get("resolution", value.get("class"))
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(self.ladder):
+            return value
+        text = str(value).strip().lower()
+        if text in names:
+            return names.index(text)
+        rungs = [str(r) for r in self.ladder.rungs]
+        if text in rungs:
+            return rungs.index(text)
+        raise ConfigError(
+            f"invalid resgate override {value!r}: use 'auto', 'off', a class name {names}, "
+            f"a class index or a rung {rungs}"
+        )
+
+    def _resolution(self, ref: ImageRef, forced: int | None, decision: Any, record: dict[str, Any]) -> int | None:
+        if forced is not None:
+            rung, source, label = self.ladder[forced], "override", forced
+        else:
+            label, source = decision.label, "gate"
+            rung = self.ladder[label]
+            if self.mode == "continuous":
+                px = self.policy.round_up(decision.expected_resolution, max(ref.native))
+                rung = FULL if px is None else px
+        resolution = None if rung == FULL else int(rung)
+        if self.baseline is not None:
+            resolution = self.baseline if resolution is None else min(resolution, self.baseline)
+        entry = self._image_entry(ref, label, source, resolution)
+        if decision is not None:
+            entry["confidence"] = round(decision.confidence, 4)
+            entry["expected_resolution"] = round(decision.expected_resolution, 1)
+        record["images"].append(entry)
+        return resolution
+
+    def _image_entry(self, ref: ImageRef, label: int | None, source: str, resolution: int | None) -> dict[str, Any]:
+        names = getattr(getattr(self.gate, "config", None), "class_names", None) or ["low", "medium", "high"]
+        return {
+            "native": list(ref.native),
+            "class": label,
+            "class_name": names[label] if label is not None and label < len(names) else None,
+            "source": source,
+            "target": resolution if resolution is not None else FULL,
+        }
+
+    # ------------------------------------------------------------------ accounting
+    def _account(self, record: dict[str, Any], routed: RequestPlan, baseline: RequestPlan) -> None:
+        for entry, plan, base in zip(record["images"], routed.images, baseline.images):
+            entry.update(
+                sent=list(plan.send_size),
+                baseline_tokens=base.tokens,
+                routed_tokens=plan.tokens,
+                saved_tokens=base.tokens - plan.tokens,
+            )
+        record.update(
+            baseline_tokens=baseline.tokens, routed_tokens=routed.tokens, saved_tokens=baseline.tokens - routed.tokens
+        )
+        if self.cost is not None:
+            tiles = (sum(p.tiles for p in baseline.images), sum(p.tiles for p in routed.images))
+            before = self.cost.prefill_flops(baseline.tokens, tiles[0])
+            after = self.cost.prefill_flops(routed.tokens, tiles[1])
+            record["flops_saved"] = before - after
+
+    def _new_record(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": f"rg-{uuid.uuid4().hex[:16]}",
+            "time": time.time(),
+            "model": request.get("model") or self.model,
+            "family": self.family,
+            "mode": self.mode,
+            "images": [],
+            "baseline_tokens": 0,
+            "routed_tokens": 0,
+            "saved_tokens": 0,
+            "gate_ms": None,
+            "downstream_ms": None,
+            "error": None,
+        }
+
+    def _finish(self, record: dict[str, Any]) -> None:
+        self.stats.observe(record)
+        if self.metrics is not None:
+            self.metrics.observe(record)
+        if self.log is not None:
+            self.log.write(record)
+
+    # ------------------------------------------------------------------ forwarding
+    def complete(self, request: dict[str, Any], *, override: Any = None) -> RouterResponse:
+        """Route ``request``, send it through the adapter, log and count it."""
+        if self.adapter is None:
+            raise ConfigError("this router has no adapter: pass adapter=..., or use route() for a dry run")
+        record = self._new_record(request)
+        started = None
+        try:
+            routed = self._route(request, override, record)
+            started = time.perf_counter()
+            response = self.adapter.complete(routed.request, processor_kwargs=routed.processor_kwargs)
+        except Exception as exc:  # recorded, then re-raised unchanged: the error is the caller's
+            record.update(status="error", error=type(exc).__name__, downstream_ms=started and _ms(started))
+            self._finish(record)
+            raise
+        routed.record["downstream_ms"] = _ms(started)
+        self._finish(routed.record)
+        return RouterResponse(response, routed.record)
+
+    def close(self) -> None:
+        """Flush the savings log and stop worker threads."""
+        if self.log is not None:
+            self.log.close()
+        if self._gate_pool is not None:
+            self._gate_pool.shutdown(wait=False, cancel_futures=True)
+        if self.adapter is not None and hasattr(self.adapter, "close"):
+            self.adapter.close()
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _is_off(value: Any) -> bool:
+    if value is False:
+        return True
+    if isinstance(value, dict):
+        return value.get("enabled") is False or _is_off(value.get("resolution"))
+    return isinstance(value, str) and value.strip().lower() in _OFF
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _model_cost(model: str | Path | None, family: str) -> ModelCost | None:
+    if model is not None:
+        try:
+            return ModelCost.from_config(
+                read_json(resolve_dir(model, "model", allow_patterns=["config.json"]) / "config.json")
+            )
+        except ResgateError:
+            return None
+    return SMOLVLM_256M if family == "idefics3" else None

@@ -1,0 +1,303 @@
+"""The router: pass-through, batching, overrides, fail-open/raise, accounting, log and metrics."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from PIL import Image
+from prometheus_client import CollectorRegistry
+
+from resgate_router import ConfigError, GateError, GateTimeoutError, ImageError, Router
+from resgate_router.adapters import CallableAdapter
+from resgate_router.messages import encode_data_url
+from resgate_router.monitoring import RouterMetrics
+from resgate_router.testing import make_document_image
+
+from .badimages import corrupt_inputs
+
+
+class SpyGate:
+    """A real gate, with its calls recorded (and optionally slowed down or broken)."""
+
+    def __init__(self, gate, *, delay: float = 0.0, error: Exception | None = None) -> None:
+        self.gate, self.delay, self.error, self.calls = gate, delay, error, []
+        self.ladder, self.config = gate.ladder, gate.config
+
+    def predict_batch(self, images, questions):
+        self.calls.append(len(images))
+        if self.delay:
+            time.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        return self.gate.predict_batch(images, questions)
+
+
+class Downstream:
+    """Records what reaches the downstream."""
+
+    def __init__(self) -> None:
+        self.requests: list = []
+        self.lock = threading.Lock()
+
+    def __call__(self, request, processor_kwargs):
+        with self.lock:
+            self.requests.append((request, processor_kwargs))
+        return {"choices": [{"message": {"role": "assistant", "content": "ok"}}]}
+
+
+def chat(*parts, question="What is the total amount?"):
+    return {"model": "smolvlm", "messages": [{"role": "user", "content": [*parts, {"type": "text", "text": question}]}]}
+
+
+def image_part(image, detail=None, mime="image/png"):
+    spec = {"url": encode_data_url(image, mime)}
+    if detail:
+        spec["detail"] = detail
+    return {"type": "image_url", "image_url": spec}
+
+
+def sent_image(part):
+    url = part["image_url"]["url"]
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+
+
+@pytest.fixture()
+def spy(tiny_gate):
+    return SpyGate(tiny_gate)
+
+
+@pytest.fixture()
+def router(spy):
+    return Router(spy, CallableAdapter(Downstream()), family="idefics3", metrics=False)
+
+
+PAGE = make_document_image(1700, 2200, lines=40, seed=3)
+
+
+def test_requests_without_images_pass_through_untouched(router, spy):
+    request = {"model": "m", "messages": [{"role": "user", "content": "Hello"}], "temperature": 0}
+    routed = router.route(request)
+    assert routed.request == request and routed.processor_kwargs == {} and routed.record["status"] == "passthrough"
+    assert spy.calls == []
+
+
+def test_images_of_a_request_are_gated_in_one_batch(router, spy, tiny_gate):
+    other = make_document_image(800, 600, lines=8, seed=4)
+    request = {
+        "messages": [
+            {"role": "user", "content": [image_part(PAGE), {"type": "text", "text": "Total?"}]},
+            {"role": "assistant", "content": "It is 12."},
+            {"role": "user", "content": [{"type": "text", "text": "And the date here?"}, image_part(other)]},
+        ]
+    }
+    routed = router.route(request)
+    assert spy.calls == [2]
+    expected = tiny_gate.predict_batch([PAGE, other], ["Total?", "And the date here?"])
+    assert [i["class"] for i in routed.record["images"]] == [d.label for d in expected]
+    assert routed.request["messages"][1] == request["messages"][1]
+
+
+def test_decision_is_applied_and_accounted(router, tiny_gate):
+    routed = router.route(chat(image_part(PAGE)))
+    decision = tiny_gate.predict(PAGE, "What is the total amount?")
+    entry = routed.record["images"][0]
+    assert entry["class"] == decision.label and entry["target"] == decision.resolution
+    if decision.resolution == "full":
+        assert (
+            routed.processor_kwargs == {}
+            and routed.request["messages"][0]["content"][0] == chat(image_part(PAGE))["messages"][0]["content"][0]
+        )
+    else:
+        assert routed.processor_kwargs == {"size": {"longest_edge": decision.resolution}}
+        assert max(sent_image(routed.request["messages"][0]["content"][0]).size) == decision.resolution
+    assert entry["baseline_tokens"] == router.policy.visual_tokens(1700, 2200)
+    assert entry["routed_tokens"] == router.policy.visual_tokens(
+        1700, 2200, None if decision.resolution == "full" else decision.resolution
+    )
+    assert routed.record["saved_tokens"] == entry["baseline_tokens"] - entry["routed_tokens"]
+
+
+@pytest.mark.parametrize("detail,expected", [("low", 384), ("high", "full")])
+def test_detail_forces_a_class_without_gating(router, spy, detail, expected):
+    routed = router.route(chat(image_part(PAGE, detail=detail)))
+    assert spy.calls == [] and routed.record["images"][0]["target"] == expected
+    assert routed.record["images"][0]["source"] == "override"
+
+
+@pytest.mark.parametrize(
+    "value,target",
+    [("low", 384), ("medium", 512), ("high", "full"), (1, 512), ("512", 512), ({"resolution": "low"}, 384)],
+)
+def test_resgate_field_forces_a_class(router, spy, value, target):
+    request = {**chat(image_part(PAGE)), "resgate": value}
+    routed = router.route(request)
+    assert "resgate" not in routed.request and spy.calls == []
+    assert routed.record["images"][0]["target"] == target
+
+
+@pytest.mark.parametrize("value", ["off", False, {"enabled": False}])
+def test_routing_can_be_disabled_per_request(router, spy, value):
+    request = chat(image_part(PAGE))
+    routed = router.route({**request, "resgate": value})
+    assert routed.request == request and routed.record["status"] == "disabled" and spy.calls == []
+
+
+def test_header_override_beats_the_field_and_bad_values_are_typed(router):
+    routed = router.route({**chat(image_part(PAGE)), "resgate": "high"}, override="low")
+    assert routed.record["images"][0]["target"] == 384
+    with pytest.raises(ConfigError, match="override"):
+        router.route(chat(image_part(PAGE)), override="huge")
+
+
+def test_never_upscales(tiny_gate):
+    small = make_document_image(300, 200, lines=3, seed=5)
+    router = Router(tiny_gate, family="generic", metrics=False)
+    routed = router.route(chat(image_part(small)), override="low")
+    assert routed.record["images"][0]["sent"] == [300, 200]
+    assert routed.request == chat(image_part(small))  # nothing to rewrite
+
+
+def test_pil_and_jpeg_inputs_keep_their_kind(tiny_gate):
+    router = Router(tiny_gate, family="generic", metrics=False)
+    routed = router.route(chat({"type": "image_url", "image_url": {"url": PAGE}}), override="low")
+    assert isinstance(routed.request["messages"][0]["content"][0]["image_url"]["url"], Image.Image)
+    routed = router.route(chat(image_part(PAGE, mime="image/jpeg")), override="low")
+    url = routed.request["messages"][0]["content"][0]["image_url"]["url"]
+    assert (
+        url.startswith("data:image/jpeg;base64,")
+        and max(sent_image(routed.request["messages"][0]["content"][0]).size) == 384
+    )
+
+
+def test_remote_urls_are_not_fetched(router, spy):
+    request = chat({"type": "image_url", "image_url": {"url": "https://example.com/a.png"}})
+    routed = router.route(request)
+    assert routed.request == request and spy.calls == [] and routed.record["remote_images"] == 1
+
+
+def test_corrupt_image_fails_open_to_the_untouched_request(spy):
+    downstream = Downstream()
+    router = Router(spy, CallableAdapter(downstream), family="idefics3", metrics=False)
+    url = "data:image/png;base64," + base64.b64encode(corrupt_inputs()["truncated-png"]).decode()
+    request = chat({"type": "image_url", "image_url": {"url": url}})
+    result = router.complete(request)
+    assert result.record["status"] == "fallback" and result.record["error"] == "ImageError"
+    assert downstream.requests == [(request, {})]
+    with pytest.raises(ImageError):
+        Router(spy, CallableAdapter(downstream), family="idefics3", on_gate_error="raise", metrics=False).complete(
+            request
+        )
+
+
+@pytest.mark.parametrize("error", [RuntimeError("CUDA out of memory"), GateError("broken")])
+def test_failing_gate_falls_back_to_baseline(tiny_gate, error):
+    downstream = Downstream()
+    router = Router(SpyGate(tiny_gate, error=error), CallableAdapter(downstream), family="idefics3", metrics=False)
+    result = router.complete(chat(image_part(PAGE)))
+    assert result.record["status"] == "fallback" and result.record["error"] == type(error).__name__
+    assert result.record["images"][0]["source"] == "fallback" and result.record["saved_tokens"] == 0
+    assert downstream.requests[0][1] == {}  # baseline: the processor's defaults
+    raising = Router(
+        SpyGate(tiny_gate, error=error),
+        CallableAdapter(downstream),
+        family="idefics3",
+        on_gate_error="raise",
+        metrics=False,
+    )
+    with pytest.raises(GateError):
+        raising.complete(chat(image_part(PAGE)))
+
+
+def test_slow_gate_times_out_to_baseline(tiny_gate):
+    downstream = Downstream()
+    slow = SpyGate(tiny_gate, delay=2.0)
+    router = Router(slow, CallableAdapter(downstream), family="idefics3", gate_timeout=0.2, metrics=False)
+    started = time.perf_counter()
+    result = router.complete(chat(image_part(PAGE)))
+    assert time.perf_counter() - started < 1.5
+    assert result.record["status"] == "fallback" and result.record["error"] == "GateTimeoutError"
+    with pytest.raises(GateTimeoutError):
+        Router(
+            slow, CallableAdapter(downstream), family="idefics3", gate_timeout=0.2, on_gate_error="raise", metrics=False
+        ).route(chat(image_part(PAGE)))
+
+
+def test_baseline_caps_every_rung(tiny_gate):
+    router = Router(tiny_gate, family="qwen2_vl", baseline=1024, metrics=False)
+    routed = router.route(chat(image_part(PAGE)), override="high")
+    assert routed.record["images"][0]["target"] == 1024 and routed.record["saved_tokens"] == 0
+    assert routed.record["baseline_tokens"] == router.policy.visual_tokens(1700, 2200, 1024)
+
+
+def test_continuous_mode_rounds_the_expected_resolution_up(tiny_gate):
+    router = Router(tiny_gate, family="idefics3", mode="continuous", metrics=False)
+    routed = router.route(chat(image_part(PAGE)))
+    expected = tiny_gate.predict(PAGE, "What is the total amount?").expected_resolution
+    target = routed.record["images"][0]["target"]
+    assert target == "full" or (target >= expected and target % 512 == 0 and target - expected < 512)
+
+
+def test_routed_tokens_equal_the_real_processor(tiny_gate, tiny_backbone):
+    """With the model's own processor config the accounting is exact for what is actually sent."""
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_backbone)
+    router = Router(tiny_gate, family="idefics3", model=tiny_backbone, metrics=False)
+    empty = len(processor.tokenizer("").input_ids)
+    for override in ("low", "medium", "high"):
+        routed = router.route(chat(image_part(PAGE)), override=override)
+        image = sent_image(routed.request["messages"][0]["content"][0]).convert("RGB")
+        real = len(processor(text=["<image>"], images=[[image]], **routed.processor_kwargs)["input_ids"][0]) - empty
+        assert real == routed.record["routed_tokens"]
+        assert routed.record["flops_saved"] >= 0
+
+
+def test_concurrent_requests_log_exactly_one_record_each(tiny_gate, tmp_path):
+    n = 48
+    log = tmp_path / "savings.jsonl"
+    router = Router(tiny_gate, CallableAdapter(Downstream()), family="idefics3", log=log, metrics=False)
+    pages = [make_document_image(600, 800, lines=6, seed=s) for s in range(4)]
+    requests = [
+        chat(image_part(pages[i % 4])) if i % 3 else {"messages": [{"role": "user", "content": "hi"}]} for i in range(n)
+    ]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(pool.map(router.complete, requests))
+    router.close()
+    lines = log.read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(lines) == n and len({r["id"] for r in records}) == n
+    assert {r["id"] for r in records} == {r.record["id"] for r in results}
+    assert all("url" not in line and "base64" not in line for line in lines)  # no image bytes in the log
+    assert router.stats.requests == n
+
+
+def test_metrics_count_requests_and_tokens(tiny_gate):
+    registry = CollectorRegistry()
+    router = Router(tiny_gate, CallableAdapter(Downstream()), family="idefics3", metrics=RouterMetrics(registry))
+    result = router.complete(chat(image_part(PAGE)), override="low")
+    router.complete({"messages": [{"role": "user", "content": "hi"}]})
+    get = registry.get_sample_value
+    assert get("resgate_requests_total", {"family": "idefics3", "status": "routed"}) == 1
+    assert get("resgate_requests_total", {"family": "idefics3", "status": "passthrough"}) == 1
+    assert get("resgate_visual_tokens_total", {"family": "idefics3", "kind": "saved"}) == result.record["saved_tokens"]
+    assert get("resgate_images_total", {"family": "idefics3", "class_name": "low", "source": "override"}) == 1
+    summary = router.stats.summary()
+    assert summary["requests"] == 2 and summary["saved_tokens"] == result.record["saved_tokens"]
+
+
+def test_adapter_errors_are_recorded_and_raised(tiny_gate, tmp_path):
+    def broken(request, kwargs):
+        raise ConnectionError("upstream down")
+
+    router = Router(tiny_gate, CallableAdapter(broken), family="idefics3", log=tmp_path / "log.jsonl", metrics=False)
+    with pytest.raises(ConnectionError):
+        router.complete(chat(image_part(PAGE)), override="low")
+    router.close()
+    record = json.loads((tmp_path / "log.jsonl").read_text())
+    assert record["status"] == "error" and record["error"] == "ConnectionError"
