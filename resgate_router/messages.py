@@ -14,6 +14,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from PIL import Image
 
@@ -109,8 +110,9 @@ def _decode(value: Any, detail: Any, m: int, p: int, question: str, allow_paths:
         return ImageRef(m, p, "data", question, detail, load_image(data, max_pixels=max_pixels), mime)
     if value.startswith(_REMOTE):
         return ImageRef(m, p, "remote", question, detail)
-    if "://" in value.split("/", 1)[0] + "/" or value.startswith("file:"):
-        raise ImageError(f"{where}: unsupported image URL scheme {value.split(':', 1)[0]!r}")
+    scheme = urlsplit(value).scheme
+    if len(scheme) > 1:  # file:, ftp:, ... (a one-letter "scheme" is a Windows drive)
+        raise ImageError(f"{where}: unsupported image URL scheme {scheme!r}")
     if not allow_paths:
         raise ImageError(f"{where}: local image paths are not allowed here")
     return ImageRef(m, p, "path", question, detail, load_image(Path(value), max_pixels=max_pixels))

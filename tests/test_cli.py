@@ -89,3 +89,48 @@ def test_console_script_runs_without_traceback(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2 and "empty" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_route_reports_token_accounting_for_a_family(tiny_gate_dir, page_file, capsys, tiny_backbone, page):
+    from resgate_router import get_policy
+
+    rc = main(
+        [
+            "route",
+            "--gate",
+            str(tiny_gate_dir),
+            "--image",
+            str(page_file),
+            "--question",
+            "Total?",
+            "--json",
+            "--family",
+            "idefics3",
+            "--model",
+            str(tiny_backbone),
+        ]
+    )
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    policy = get_policy("idefics3", model=tiny_backbone)
+    target = None if report["target"] == "full" else report["target"]
+    assert report["baseline_tokens"] == policy.visual_tokens(*page.size)
+    assert report["routed_tokens"] == policy.visual_tokens(*page.size, target)
+    assert report["saved_tokens"] == report["baseline_tokens"] - report["routed_tokens"]
+    assert (
+        main(
+            [
+                "route",
+                "--gate",
+                str(tiny_gate_dir),
+                "--image",
+                str(page_file),
+                "--question",
+                "Total?",
+                "--family",
+                "qwen2_vl",
+            ]
+        )
+        == 0
+    )
+    assert "visual tokens" in capsys.readouterr().out

@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 from prometheus_client import CollectorRegistry
+from resgate_router.adapters import CallableAdapter
 
 from resgate_router import ConfigError, GateError, GateTimeoutError, ImageError, Router
-from resgate_router.adapters import CallableAdapter
 from resgate_router.messages import encode_data_url
 from resgate_router.monitoring import RouterMetrics
 from resgate_router.testing import make_document_image

@@ -20,6 +20,10 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--dtype", default=None, help="float32 or bfloat16 (default: float32 on CPU, bfloat16 on CUDA)")
+    parser.add_argument(
+        "--family", default=None, help="downstream family for token accounting (idefics3, qwen2_vl, ...)"
+    )
+    parser.add_argument("--model", default=None, help="downstream model dir or Hub id (processor config, family)")
     parser.add_argument("--json", action="store_true", help="print the decision as one JSON object")
 
 
@@ -36,8 +40,26 @@ def main(args: argparse.Namespace) -> int:
         args.gate, backbone=args.backbone, profile=args.profile, device=args.device, dtype=args.dtype, ladder=ladder
     )
     load_ms = (time.perf_counter() - started) * 1000
+    accounting: dict = {}
     started = time.perf_counter()
-    decision = gate.predict(image, args.question)
+    if args.family or args.model:
+        from ..router import Router
+
+        router = Router(gate, family=args.family, model=args.model, on_gate_error="raise", metrics=False)
+        parts = [{"type": "image", "image": image}, {"type": "text", "text": args.question}]
+        routed = router.route({"messages": [{"role": "user", "content": parts}]})
+        decision, entry = routed.decisions[0], routed.record["images"][0]
+        accounting = {
+            "family": router.family,
+            "target": entry["target"],
+            "sent": entry["sent"],
+            "processor_kwargs": routed.processor_kwargs,
+            "baseline_tokens": entry["baseline_tokens"],
+            "routed_tokens": entry["routed_tokens"],
+            "saved_tokens": entry["saved_tokens"],
+        }
+    else:
+        decision = gate.predict(image, args.question)
     gate_ms = (time.perf_counter() - started) * 1000
     report = {
         **decision.to_dict(),
@@ -46,6 +68,7 @@ def main(args: argparse.Namespace) -> int:
         "native_long_side": max(image.size),
         "gate_ms": round(gate_ms, 2),
         "load_ms": round(load_ms, 1),
+        **accounting,
     }
     if args.json:
         print(json.dumps(report))
@@ -59,6 +82,12 @@ def main(args: argparse.Namespace) -> int:
     print(f"confidence           {decision.confidence:.3f}")
     print(f"probabilities        {probs}")
     print(f"expected resolution  {decision.expected_resolution:.0f} px (native {max(image.size)} px)")
+    if accounting:
+        saved = accounting["saved_tokens"] / accounting["baseline_tokens"] if accounting["baseline_tokens"] else 0.0
+        print(
+            f"visual tokens        {accounting['routed_tokens']} routed vs {accounting['baseline_tokens']} baseline "
+            f"({accounting['saved_tokens']} saved, {saved:.0%}; family {accounting['family']})"
+        )
     dtype = str(gate.dtype).replace("torch.", "")
     where = f"profile {gate.profile}, {gate.device}, {dtype}; load {load_ms / 1000:.1f} s"
     print(f"gate latency         {gate_ms:.1f} ms ({where})")
