@@ -74,6 +74,7 @@ class Router:
         metrics: RouterMetrics | None | Literal[False] = None,
         allow_local_paths: bool = True,
         jpeg_quality: int = 95,
+        log_questions: bool = False,
     ) -> None:
         if on_gate_error not in ("baseline", "raise"):
             raise ConfigError(f"on_gate_error must be 'baseline' or 'raise', got {on_gate_error!r}")
@@ -93,6 +94,7 @@ class Router:
         self.metrics = None if metrics is False else (metrics or default_metrics())
         self.stats = RoutingStats()
         self.allow_local_paths, self.jpeg_quality = allow_local_paths, jpeg_quality
+        self.log_questions = log_questions
         self._gate_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resgate-gate") if gate_timeout else None
 
     # ------------------------------------------------------------------ dry run
@@ -233,13 +235,16 @@ class Router:
 
     def _image_entry(self, ref: ImageRef, label: int | None, source: str, resolution: int | None) -> dict[str, Any]:
         names = getattr(getattr(self.gate, "config", None), "class_names", None) or ["low", "medium", "high"]
-        return {
+        entry = {
             "native": list(ref.native),
             "class": label,
             "class_name": names[label] if label is not None and label < len(names) else None,
             "source": source,
             "target": resolution if resolution is not None else FULL,
         }
+        if self.log_questions:  # off by default: records carry no prompt text
+            entry["question"] = ref.question
+        return entry
 
     # ------------------------------------------------------------------ accounting
     def _account(self, record: dict[str, Any], routed: RequestPlan, baseline: RequestPlan) -> None:

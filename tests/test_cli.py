@@ -13,6 +13,10 @@ from resgate_router.cli import main
 from .badimages import corrupt_inputs, encode
 
 
+def route(gate, image, *extra, question="Total?"):
+    return main(["route", "--gate", str(gate), "--image", str(image), "--question", question, *extra])
+
+
 @pytest.fixture(scope="module")
 def page_file(tmp_path_factory, page):
     path = tmp_path_factory.mktemp("img") / "page.png"
@@ -21,8 +25,7 @@ def page_file(tmp_path_factory, page):
 
 
 def test_route_json(tiny_gate_dir, page_file, capsys, tiny_gate, page):
-    rc = main(["route", "--gate", str(tiny_gate_dir), "--image", str(page_file), "--question", "Total?", "--json"])
-    assert rc == 0
+    assert route(tiny_gate_dir, page_file, "--json") == 0
     report = json.loads(capsys.readouterr().out)
     expected = tiny_gate.predict(page, "Total?")
     assert report["label"] == expected.label and report["resolution"] == expected.resolution
@@ -31,22 +34,7 @@ def test_route_json(tiny_gate_dir, page_file, capsys, tiny_gate, page):
 
 
 def test_route_text_with_ladder(tiny_gate_dir, page_file, capsys):
-    assert (
-        main(
-            [
-                "route",
-                "--gate",
-                str(tiny_gate_dir),
-                "--image",
-                str(page_file),
-                "--question",
-                "Total?",
-                "--ladder",
-                "cares",
-            ]
-        )
-        == 0
-    )
+    assert route(tiny_gate_dir, page_file, "--ladder", "cares") == 0
     out = capsys.readouterr().out
     assert "resolution" in out and "gate latency" in out and "probabilities" in out
 
@@ -55,13 +43,13 @@ def test_route_text_with_ladder(tiny_gate_dir, page_file, capsys):
 def test_route_errors_are_one_line(tiny_gate_dir, page_file, tmp_path, capsys, case):
     bad = tmp_path / "bad.png"
     bad.write_bytes(corrupt_inputs()["truncated-png"])
-    args = {
-        "corrupt": ["--gate", str(tiny_gate_dir), "--image", str(bad)],
-        "missing-image": ["--gate", str(tiny_gate_dir), "--image", str(tmp_path / "nope.png")],
-        "missing-gate": ["--gate", str(tmp_path / "no-gate"), "--image", str(page_file)],
-        "bad-ladder": ["--gate", str(tiny_gate_dir), "--image", str(page_file), "--ladder", "512,384"],
+    gate, image, extra = {
+        "corrupt": (tiny_gate_dir, bad, []),
+        "missing-image": (tiny_gate_dir, tmp_path / "nope.png", []),
+        "missing-gate": (tmp_path / "no-gate", page_file, []),
+        "bad-ladder": (tiny_gate_dir, page_file, ["--ladder", "512,384"]),
     }[case]
-    assert main(["route", *args, "--question", "Total?"]) == 2
+    assert route(gate, image, *extra) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert [line for line in err.splitlines() if "error" in line] == [err.splitlines()[-1]]
@@ -71,66 +59,31 @@ def test_route_errors_are_one_line(tiny_gate_dir, page_file, tmp_path, capsys, c
 def test_console_script_runs_without_traceback(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "resgate_router.cli",
-            "route",
-            "--gate",
-            str(tmp_path),
-            "--image",
-            str(bad),
-            "--question",
-            "x",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    command = [
+        sys.executable,
+        "-m",
+        "resgate_router.cli",
+        "route",
+        "--gate",
+        str(tmp_path),
+        "--image",
+        str(bad),
+        "--question",
+        "x",
+    ]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "empty" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_route_reports_token_accounting_for_a_family(tiny_gate_dir, page_file, capsys, tiny_backbone, page):
     from resgate_router import get_policy
 
-    rc = main(
-        [
-            "route",
-            "--gate",
-            str(tiny_gate_dir),
-            "--image",
-            str(page_file),
-            "--question",
-            "Total?",
-            "--json",
-            "--family",
-            "idefics3",
-            "--model",
-            str(tiny_backbone),
-        ]
-    )
-    assert rc == 0
+    assert route(tiny_gate_dir, page_file, "--json", "--family", "idefics3", "--model", str(tiny_backbone)) == 0
     report = json.loads(capsys.readouterr().out)
     policy = get_policy("idefics3", model=tiny_backbone)
     target = None if report["target"] == "full" else report["target"]
     assert report["baseline_tokens"] == policy.visual_tokens(*page.size)
     assert report["routed_tokens"] == policy.visual_tokens(*page.size, target)
     assert report["saved_tokens"] == report["baseline_tokens"] - report["routed_tokens"]
-    assert (
-        main(
-            [
-                "route",
-                "--gate",
-                str(tiny_gate_dir),
-                "--image",
-                str(page_file),
-                "--question",
-                "Total?",
-                "--family",
-                "qwen2_vl",
-            ]
-        )
-        == 0
-    )
+    assert route(tiny_gate_dir, page_file, "--family", "qwen2_vl") == 0
     assert "visual tokens" in capsys.readouterr().out

@@ -151,3 +151,24 @@ def test_family_detected_from_model_dir(tiny_backbone):
 def test_scaled_size():
     assert scaled_size(1700, 2200, 512) == (396, 512) and scaled_size(300, 200, 512) == (300, 200)
     assert scaled_size(20000, 50, 384) == (384, 1)
+
+
+def test_third_party_family_through_an_entry_point(tmp_path, monkeypatch):
+    """A family shipped by another distribution is found through the real entry-point machinery."""
+    package = tmp_path / "acme_policy"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from resgate_router.policies import FamilyPolicy, ImagePlan, RequestPlan\n"
+        "class AcmePolicy(FamilyPolicy):\n"
+        "    name = 'acme'\n"
+        "    def plan(self, natives, resolutions):\n"
+        "        return RequestPlan(tuple(ImagePlan(n, r, n, 7) for n, r in zip(natives, resolutions)))\n"
+    )
+    dist = tmp_path / "acme_policy-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-policy\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[resgate_router.policies]\nacme = acme_policy:AcmePolicy\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "acme" in available_families()
+    policy = get_policy("acme")
+    assert policy.name == "acme" and policy.visual_tokens(100, 100) == 7

@@ -301,3 +301,10 @@ def test_adapter_errors_are_recorded_and_raised(tiny_gate, tmp_path):
     router.close()
     record = json.loads((tmp_path / "log.jsonl").read_text())
     assert record["status"] == "error" and record["error"] == "ConnectionError"
+
+
+def test_questions_are_logged_only_when_asked(tiny_gate):
+    quiet = Router(tiny_gate, family="idefics3", metrics=False).route(chat(image_part(PAGE)))
+    assert "question" not in json.dumps(quiet.record) and "What is the total" not in json.dumps(quiet.record)
+    loud = Router(tiny_gate, family="idefics3", metrics=False, log_questions=True).route(chat(image_part(PAGE)))
+    assert loud.record["images"][0]["question"] == "What is the total amount?"
