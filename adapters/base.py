@@ -1,22 +1,33 @@
 """The adapter protocol: send an already-routed request downstream and return its response.
 
 Adapters never see the gate. ``processor_kwargs`` are the family policy's per-request processor
-settings (e.g. ``{"size": {"longest_edge": 512}}`` for Idefics3); an adapter applies them the way
-its downstream takes them, or ignores them if it cannot. The full set of adapters (vLLM, Hugging
-Face, OpenAI-compatible HTTP) builds on this base.
+settings (e.g. ``{"size": {"longest_edge": 512}}`` for Idefics3); an adapter applies them the way its
+downstream takes them. Sync adapters implement :class:`Adapter`, async ones :class:`AsyncAdapter`
+(one class may do both). Third-party adapters register in the ``resgate_router.adapters``
+entry-point group; :func:`get_adapter_class` imports only the one asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from importlib.metadata import entry_points
 from typing import Any
 
-__all__ = ["Adapter", "CallableAdapter"]
+from ..errors import AdapterNotFoundError
+
+__all__ = ["Adapter", "AsyncAdapter", "CallableAdapter", "ENTRY_POINT_GROUP", "get_adapter_class", "available_adapters"]
+
+ENTRY_POINT_GROUP = "resgate_router.adapters"
 
 
 class Adapter:
+    name = "adapter"
+
     def complete(self, request: dict[str, Any], *, processor_kwargs: dict[str, Any]) -> Any:
         raise NotImplementedError
+
+    def stream(self, request: dict[str, Any], *, processor_kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError(f"{type(self).__name__} does not stream")
 
     def close(self) -> None:
         """Release connections or engines. Idempotent."""
@@ -28,11 +39,38 @@ class Adapter:
         self.close()
 
 
+class AsyncAdapter:
+    name = "adapter"
+
+    async def acomplete(self, request: dict[str, Any], *, processor_kwargs: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def astream(self, request: dict[str, Any], *, processor_kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        raise NotImplementedError(f"{type(self).__name__} does not stream")
+
+    async def aclose(self) -> None:
+        """Release connections. Idempotent."""
+
+
 class CallableAdapter(Adapter):
     """Any ``fn(request, processor_kwargs) -> response`` as an adapter."""
+
+    name = "callable"
 
     def __init__(self, fn: Callable[[dict[str, Any], dict[str, Any]], Any]) -> None:
         self.fn = fn
 
     def complete(self, request: dict[str, Any], *, processor_kwargs: dict[str, Any]) -> Any:
         return self.fn(request, processor_kwargs)
+
+
+def available_adapters() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
+def get_adapter_class(name: str) -> type:
+    """The adapter class registered as ``name`` (only that module is imported)."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            return ep.load()
+    raise AdapterNotFoundError(f"no adapter named {name!r}; available: {available_adapters()}", adapter=name)

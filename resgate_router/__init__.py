@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import (
+    AdapterError,
+    AdapterNotFoundError,
     ConfigError,
     GateError,
     GateLoadError,
@@ -18,6 +20,10 @@ from .errors import (
     MissingExtraError,
     QuestionError,
     ResgateError,
+    UpstreamConnectionError,
+    UpstreamProtocolError,
+    UpstreamStatusError,
+    UpstreamTimeout,
 )
 from .gate.decision import GateDecision
 from .images import load_image
@@ -54,6 +60,12 @@ __all__ = [
     "GateError",
     "GateLoadError",
     "MissingExtraError",
+    "AdapterError",
+    "AdapterNotFoundError",
+    "UpstreamConnectionError",
+    "UpstreamStatusError",
+    "UpstreamTimeout",
+    "UpstreamProtocolError",
 ]
 
 

@@ -10,6 +10,12 @@
     │   └── QuestionError            question of the wrong type or too long
     ├── GateError                    the gate failed while predicting
     │   └── GateLoadError            a gate directory or checkpoint cannot be loaded
+    ├── AdapterError                 the downstream could not be reached or answered badly
+    │   ├── AdapterNotFoundError     no adapter registered under that name
+    │   ├── UpstreamConnectionError  connection refused or reset (after retries)      -> 502
+    │   ├── UpstreamStatusError      the upstream answered 4xx/5xx (after retries)      -> 502
+    │   ├── UpstreamTimeout          no answer within the timeout                       -> 504
+    │   └── UpstreamProtocolError    malformed JSON or a stream cut mid-way             -> 502
     └── MissingExtraError (ImportError)  an optional dependency is not installed
 
 Errors carry structured attributes (``path``, ``key``, ``extra``) so callers and the CLI can
@@ -27,6 +33,12 @@ __all__ = [
     "QuestionError",
     "GateError",
     "GateLoadError",
+    "AdapterError",
+    "AdapterNotFoundError",
+    "UpstreamConnectionError",
+    "UpstreamStatusError",
+    "UpstreamTimeout",
+    "UpstreamProtocolError",
     "MissingExtraError",
 ]
 
@@ -71,6 +83,38 @@ class GateLoadError(GateError):
     def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
         self.path, self.key = path, key
         super().__init__(message)
+
+
+class AdapterError(ResgateError):
+    """The downstream could not be reached or answered badly. ``adapter`` names the adapter."""
+
+    def __init__(self, message: str, *, adapter: str | None = None) -> None:
+        self.adapter = adapter
+        super().__init__(message)
+
+
+class AdapterNotFoundError(AdapterError):
+    """No adapter is registered under the requested name; the message lists the available ones."""
+
+
+class UpstreamConnectionError(AdapterError):
+    """The upstream refused or reset the connection (after the configured retries)."""
+
+
+class UpstreamStatusError(AdapterError):
+    """The upstream answered with an error status (after retries for 429/5xx)."""
+
+    def __init__(self, message: str, *, status_code: int, body: str = "", adapter: str | None = None) -> None:
+        self.status_code, self.body = status_code, body
+        super().__init__(message, adapter=adapter)
+
+
+class UpstreamTimeout(AdapterError):
+    """The upstream did not answer within the timeout."""
+
+
+class UpstreamProtocolError(AdapterError):
+    """The upstream's answer was not valid (malformed JSON, a stream cut mid-way)."""
 
 
 class MissingExtraError(ResgateError, ImportError):

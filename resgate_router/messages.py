@@ -21,7 +21,7 @@ from PIL import Image
 from .errors import ImageError, InputError
 from .images import DEFAULT_MAX_PIXELS, load_image
 
-__all__ = ["ImageRef", "find_images", "decode_data_url", "encode_data_url", "rewrite_images", "has_images"]
+__all__ = ["ImageRef", "find_images", "decode_data_url", "encode_data_url", "rewrite_images", "has_images", "to_wire"]
 
 _REMOTE = ("http://", "https://")
 
@@ -171,4 +171,36 @@ def rewrite_images(
                 spec["detail"] = detail
             part["image_url"] = spec
         message["content"][ref.part] = part
+    return out
+
+
+def to_wire(request: dict[str, Any], *, quality: int = 95, allow_local_paths: bool = True) -> dict[str, Any]:
+    """A JSON-ready copy: PIL images and local paths become data URLs, ``image`` parts ``image_url``."""
+    out = dict(request)
+    messages = []
+    for m_index, message in enumerate(request.get("messages") or []):
+        parts = _parts(message, m_index)
+        if not parts:
+            messages.append(message)
+            continue
+        content = []
+        for p_index, part in enumerate(parts):
+            source = _image_source(part) if isinstance(part, dict) else None
+            if source is None or (isinstance(source[0], str) and source[0].startswith(("data:", *_REMOTE))):
+                content.append(part)
+                continue
+            value, detail = source
+            where = f"messages[{m_index}].content[{p_index}]"
+            if isinstance(value, Image.Image):
+                url = encode_data_url(value.convert("RGB") if value.mode not in ("RGB", "L") else value)
+            elif isinstance(value, str) and allow_local_paths and not urlsplit(value).scheme[1:]:
+                path = Path(value)
+                mime = "image/jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else None
+                url = encode_data_url(load_image(path), mime, quality)
+            else:
+                raise ImageError(f"{where}: cannot send this image over HTTP")
+            spec = {"url": url, **({"detail": detail} if detail else {})}
+            content.append({"type": "image_url", "image_url": spec})
+        messages.append({**message, "content": content})
+    out["messages"] = messages
     return out

@@ -6,9 +6,11 @@ The non-I/O steps (find images, gate, plan, rewrite, account) are :meth:`Router.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -299,12 +301,52 @@ class Router:
             started = time.perf_counter()
             response = self.adapter.complete(routed.request, processor_kwargs=routed.processor_kwargs)
         except Exception as exc:  # recorded, then re-raised unchanged: the error is the caller's
-            record.update(status="error", error=type(exc).__name__, downstream_ms=started and _ms(started))
-            self._finish(record)
+            self._fail(record, exc, started)
             raise
         routed.record["downstream_ms"] = _ms(started)
         self._finish(routed.record)
         return RouterResponse(response, routed.record)
+
+    def stream(self, request: dict[str, Any], *, override: Any = None) -> Iterator[Any]:
+        """Route, then yield the adapter's stream chunk by chunk; the record is logged at the end."""
+        record = self._new_record(request)
+        started = None
+        try:
+            routed = self._route(request, override, record)
+            started = time.perf_counter()
+            for chunk in self.adapter.stream(routed.request, processor_kwargs=routed.processor_kwargs):
+                if record["downstream_ms"] is None:
+                    record["downstream_ms"] = _ms(started)  # time to first chunk
+                yield chunk
+        except Exception as exc:  # recorded, then re-raised unchanged
+            self._fail(record, exc, started)
+            raise
+        self._finish(record)
+
+    async def acomplete(self, request: dict[str, Any], *, override: Any = None) -> RouterResponse:
+        """The async path: the gate runs in a worker thread, the adapter's ``acomplete`` is awaited."""
+        record = self._new_record(request)
+        started = None
+        try:
+            routed = await asyncio.to_thread(self._route, request, override, record)
+            started = time.perf_counter()
+            response = await self.adapter.acomplete(routed.request, processor_kwargs=routed.processor_kwargs)
+        except Exception as exc:  # recorded, then re-raised unchanged
+            self._fail(record, exc, started)
+            raise
+        record["downstream_ms"] = _ms(started)
+        self._finish(record)
+        return RouterResponse(response, record)
+
+    def wrap(self, client: Any, *, send_processor_kwargs: bool = True) -> Any:
+        """An ``openai.OpenAI``/``AsyncOpenAI`` client whose ``chat.completions.create`` is gated."""
+        from .wrap import wrap
+
+        return wrap(self, client, send_processor_kwargs=send_processor_kwargs)
+
+    def _fail(self, record: dict[str, Any], exc: BaseException, started: float | None) -> None:
+        record.update(status="error", error=type(exc).__name__, downstream_ms=started and _ms(started))
+        self._finish(record)
 
     def close(self) -> None:
         """Flush the savings log and stop worker threads."""

@@ -1,0 +1,36 @@
+"""Response models close to OpenAI chat completions (unknown fields are kept, so an upstream's
+answer passes through intact; ``model_dump()`` gives it back)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Usage", "ChatResponse"]
+
+
+class Usage(BaseModel):
+    """``prompt_tokens`` includes the expanded image tokens (vLLM and HFAdapter count them)."""
+
+    model_config = ConfigDict(extra="allow")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ChatResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str = ""
+    object: str = "chat.completion"
+    created: int = 0
+    model: str | None = None
+    choices: list[dict[str, Any]] = Field(default_factory=list)
+    usage: Usage | None = None
+
+    @property
+    def text(self) -> str:
+        """The first choice's message content ("" when there is none)."""
+        if not self.choices:
+            return ""
+        return (self.choices[0].get("message") or {}).get("content") or ""

@@ -1,0 +1,102 @@
+"""Real loopback HTTP servers that misbehave on purpose (stdlib ``http.server``, one thread each).
+
+The scenario is the first path segment: ``http://127.0.0.1:PORT/<scenario>/v1/chat/completions``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+COMPLETION = {
+    "id": "x",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "m",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:  # keep test output clean
+        pass
+
+    def _send(self, status: int, body: bytes, headers: dict | None = None) -> None:
+        self.send_response(status)
+        for key, value in {
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+            **(headers or {}),
+        }.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        length = int(self.headers.get("Content-Length", 0))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        scenario = self.path.strip("/").split("/")[0]
+        server = self.server
+        with server.lock:
+            server.calls[scenario] += 1
+            server.bodies.append(body)
+            server.times.append(time.monotonic())
+            count = server.calls[scenario]
+        ok = json.dumps(COMPLETION).encode()
+        if scenario == "ok":
+            self._send(200, ok)
+        elif scenario == "flaky500":
+            self._send(500, b'{"error": "boom"}') if count == 1 else self._send(200, ok)
+        elif scenario == "retry429":
+            self._send(429, b'{"error": "slow down"}', {"Retry-After": "0.3"}) if count == 1 else self._send(200, ok)
+        elif scenario == "always503":
+            self._send(503, b'{"error": "unavailable"}')
+        elif scenario == "bad400":
+            self._send(400, b'{"error": {"message": "bad request"}}')
+        elif scenario == "badjson":
+            self._send(200, b"this is not json")
+        elif scenario == "stall":
+            time.sleep(3)
+            self._send(200, ok)
+        elif scenario == "reset":
+            self.close_connection = True
+            self.connection.close()
+        elif scenario in ("stream", "cutstream"):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for i in range(3):
+                chunk = {"id": "x", "choices": [{"index": 0, "delta": {"content": f"t{i}"}}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+            if scenario == "stream":
+                self.wfile.write(b"data: [DONE]\n\n")
+            self.close_connection = True
+        else:
+            self._send(404, b'{"error": "unknown scenario"}')
+
+
+class FaultServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.lock = threading.Lock()
+        self.calls: Counter = Counter()
+        self.bodies: list = []
+        self.times: list = []
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, scenario: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/{scenario}/v1"
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
