@@ -7,8 +7,9 @@ Variants, interleaved request by request against one server:
   adapter        Router(adapter=OpenAIAdapter).complete(original request)
   direct-openai  openai client create(**already-routed kwargs) (baseline for wrap)
   wrap           router.wrap(client) create(**original kwargs)
-Overhead = median(variant) - median(its baseline); p99 likewise. Starts its own vLLM server on the
-tiny model unless --base-url is given.
+Overhead = median(variant) - median(its baseline); p99 likewise. A text-only request isolates the
+adapter/wrap machinery (no image work); the image rows add decoding, resizing and re-encoding the
+page (the router's pre-resize). Starts its own vLLM server on the tiny model unless --base-url is given.
 
     python -m benchmarks.adapter_overhead --requests 200 [--output-json benchmarks/results/adapter_overhead.json]
 """
@@ -55,29 +56,19 @@ def main(args: argparse.Namespace) -> dict:
         client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
         gated = router.wrap(client)
         results: dict = {"env": environment("cpu"), "base_url": base_url if args.base_url else "started", "images": []}
-        for size in [(640, 480), (1700, 2200)]:
-            page = make_document_image(*size, lines=20, seed=1)
-            kwargs = {
-                "model": args.model,
-                "max_tokens": 1,
-                "temperature": 0,
-                "messages": [
-                    {
-                        "role": "user",
-                        "content": [
-                            {"type": "image_url", "image_url": {"url": encode_data_url(page)}},
-                            {"type": "text", "text": "What is the total?"},
-                        ],
-                    }
-                ],
-            }
+        for size in [None, (640, 480), (1700, 2200)]:
+            parts = [{"type": "text", "text": "What is the total?"}]
+            if size is not None:
+                page = make_document_image(*size, lines=20, seed=1)
+                parts.insert(0, {"type": "image_url", "image_url": {"url": encode_data_url(page)}})
+            messages = [{"role": "user", "content": parts}]
+            kwargs = {"model": args.model, "max_tokens": 1, "temperature": 0, "messages": messages}
             request = {**kwargs, "resgate": "low"}
             routed = router.route(request)
             payload = adapter.payload(routed.request, routed.processor_kwargs, stream=False)
-            routed_kwargs = {
-                **{k: routed.request[k] for k in kwargs},
-                "extra_body": {"mm_processor_kwargs": safe_processor_kwargs(routed.processor_kwargs)},
-            }
+            routed_kwargs = {k: routed.request[k] for k in kwargs}
+            if routed.processor_kwargs:
+                routed_kwargs["extra_body"] = {"mm_processor_kwargs": safe_processor_kwargs(routed.processor_kwargs)}
             calls = {
                 "direct-httpx": lambda: http.post(f"{base_url}/chat/completions", json=payload).raise_for_status(),
                 "adapter": lambda: router.complete(request),
@@ -92,7 +83,7 @@ def main(args: argparse.Namespace) -> dict:
                     if index >= 5:  # warm-up
                         times[name].append((time.perf_counter() - started) * 1000)
             row = {
-                "image": list(size),
+                "image": list(size) if size else "text only",
                 "requests": args.requests,
                 **{f"{n}_median_ms": round(statistics.median(t), 3) for n, t in times.items()},
                 **{f"{n}_p99_ms": round(_p99(t), 3) for n, t in times.items()},
@@ -108,7 +99,8 @@ def main(args: argparse.Namespace) -> dict:
             results["images"].append(row)
             for variant, base in (("adapter", "direct-httpx"), ("wrap", "direct-openai")):
                 print(
-                    f"{size[0]}x{size[1]} {variant:<7}: {base} {row[base + '_median_ms']:.2f} ms, "
+                    f"{'x'.join(map(str, size)) if size else 'text-only':<9} {variant:<7}: "
+                    f"{base} {row[base + '_median_ms']:.2f} ms, "
                     f"+{row[variant + '_overhead_median_ms']:.2f} ms median (x{row[variant + '_ratio_median']}), "
                     f"+{row[variant + '_overhead_p99_ms']:.2f} ms at p99",
                     flush=True,

@@ -63,3 +63,18 @@ def vllm_server(tiny_backbone: Path):
 
     with serve(tiny_backbone, served_model_name="tiny-smolvlm") as base_url:
         yield base_url
+
+
+@pytest.fixture(scope="session")
+def vllm_llm(tiny_backbone: Path):
+    """An offline ``vllm.LLM`` engine on the tiny model, in this process (no spawn under pytest)."""
+    import gc
+
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    from vllm import LLM
+
+    llm = LLM(model=str(tiny_backbone), dtype="float32", enforce_eager=True, max_model_len=4096)
+    yield llm
+    del llm
+    gc.collect()

@@ -6,9 +6,6 @@ accounting says; batched calls give the same answers as single ones.
 
 from __future__ import annotations
 
-import gc
-import os
-
 import pytest
 from resgate_router.adapters import get_adapter_class
 
@@ -31,15 +28,8 @@ def hf_adapter(tiny_backbone):
 
 
 @pytest.fixture(scope="module")
-def vllm_adapter(tiny_backbone):
-    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # engine in this process: no spawn under pytest
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    from vllm import LLM
-
-    llm = LLM(model=str(tiny_backbone), dtype="float32", enforce_eager=True, max_model_len=4096)
-    yield get_adapter_class("vllm")(llm)
-    del llm
-    gc.collect()
+def vllm_adapter(vllm_llm):
+    return get_adapter_class("vllm")(vllm_llm)
 
 
 @pytest.fixture(params=["hf", "vllm"])
