@@ -87,3 +87,11 @@ def test_route_reports_token_accounting_for_a_family(tiny_gate_dir, page_file, c
     assert report["saved_tokens"] == report["baseline_tokens"] - report["routed_tokens"]
     assert route(tiny_gate_dir, page_file, "--family", "qwen2_vl") == 0
     assert "visual tokens" in capsys.readouterr().out
+
+
+def test_demo_runs_end_to_end_offline(tmp_path, capsys):
+    assert main(["demo", "--dir", str(tmp_path / "demo"), "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert len(records) == 6 and all(r["status"] == "routed" for r in records)
+    assert all(r["saved_tokens"] == r["baseline_tokens"] - r["routed_tokens"] for r in records)
+    assert len((tmp_path / "demo" / "savings.jsonl").read_text().splitlines()) == 6
