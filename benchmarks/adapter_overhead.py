@@ -29,6 +29,11 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests", type=int, default=200, help="timed requests per variant and image")
     parser.add_argument("--base-url", default=None, help="an existing vLLM server (else one is started)")
     parser.add_argument("--model", default="tiny-smolvlm")
+    parser.add_argument(
+        "--no-pre-resize",
+        action="store_true",
+        help="Idefics3 policy with pre_resize=False: send images as they came, kwargs only",
+    )
     parser.add_argument("--output-json", default=None)
 
 
@@ -41,7 +46,7 @@ def main(args: argparse.Namespace) -> dict:
     import openai
     from resgate_router.adapters.openai_http import OpenAIAdapter, safe_processor_kwargs
 
-    from resgate_router import Router
+    from resgate_router import Router, get_policy
     from resgate_router.messages import encode_data_url
     from resgate_router.testing import build_tiny_smolvlm, make_document_image, vllm_server
 
@@ -51,11 +56,17 @@ def main(args: argparse.Namespace) -> dict:
             vllm_server(build_tiny_smolvlm(tmp), served_model_name=args.model)
         )
         adapter = stack.enter_context(OpenAIAdapter(base_url, max_retries=0))
-        router = Router(None, adapter, family="idefics3", metrics=False)
+        policy = get_policy("idefics3", pre_resize=not args.no_pre_resize)
+        router = Router(None, adapter, policy=policy, metrics=False)
         http = stack.enter_context(httpx.Client(timeout=60))
         client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
         gated = router.wrap(client)
-        results: dict = {"env": environment("cpu"), "base_url": base_url if args.base_url else "started", "images": []}
+        results: dict = {
+            "env": environment("cpu"),
+            "base_url": base_url if args.base_url else "started",
+            "pre_resize": policy.pre_resize,
+            "images": [],
+        }
         for size in [None, (640, 480), (1700, 2200)]:
             parts = [{"type": "text", "text": "What is the total?"}]
             if size is not None:

@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, ImageTooLargeError
 
-__all__ = ["ImageInput", "DEFAULT_MAX_PIXELS", "load_image", "to_rgb"]
+__all__ = ["ImageInput", "DEFAULT_MAX_PIXELS", "load_image", "probe_size", "to_rgb"]
 
 ImageInput = Union[Image.Image, str, os.PathLike, bytes, bytearray]
 
@@ -26,6 +26,7 @@ ImageInput = Union[Image.Image, str, os.PathLike, bytes, bytearray]
 DEFAULT_MAX_PIXELS = 64_000_000
 
 _ORIENTATION = 0x0112
+_TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 
@@ -49,12 +50,39 @@ def load_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> I
     raise ImageError(f"unsupported image input of type {type(source).__name__}")
 
 
-def _decode(stream: io.IOBase, what: str, max_pixels: int) -> Image.Image:
+def probe_size(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """The upright (width, height) ``load_image`` would return, read from the header only (no pixel
+    decoding); refuses empty, unrecognised and oversized images the same way."""
+    if isinstance(source, Image.Image):
+        _check_size(source.width, source.height, max_pixels)
+        orientation = source.getexif().get(_ORIENTATION, 1)
+        return (source.height, source.width) if orientation in _TRANSPOSED else source.size
+    if isinstance(source, (bytes, bytearray)):
+        if not source:
+            raise ImageError("image data is empty (0 bytes)")
+        image = _decode(io.BytesIO(bytes(source)), "image bytes", max_pixels, header_only=True)
+    else:
+        path = Path(source)
+        if not path.is_file() or path.stat().st_size == 0:
+            return load_image(path, max_pixels=max_pixels).size  # raises the same typed errors
+        with path.open("rb") as handle:
+            image = _decode(handle, str(path), max_pixels, header_only=True)
+    orientation = 1
+    if isinstance(image.info.get("exif"), bytes):  # JPEG/WebP headers; PNG eXIf when written before the pixels
+        exif = Image.Exif()
+        exif.load(image.info["exif"])
+        orientation = exif.get(_ORIENTATION, 1)
+    return (image.height, image.width) if orientation in _TRANSPOSED else image.size
+
+
+def _decode(stream: io.IOBase, what: str, max_pixels: int, *, header_only: bool = False) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(stream)
             _check_size(image.width, image.height, max_pixels)
+            if header_only:
+                return image
             image.load()
     except ImageTooLargeError:
         raise

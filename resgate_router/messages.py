@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 from .errors import ImageError, InputError
-from .images import DEFAULT_MAX_PIXELS, load_image
+from .images import DEFAULT_MAX_PIXELS, load_image, probe_size
 
 __all__ = ["ImageRef", "find_images", "decode_data_url", "encode_data_url", "rewrite_images", "has_images", "to_wire"]
 
@@ -28,20 +28,41 @@ _REMOTE = ("http://", "https://")
 
 @dataclass
 class ImageRef:
-    """One image of a request. ``image`` is the decoded RGB image (None for remote URLs)."""
+    """One image of a request. Its size comes from the header; the pixels are decoded on first use of
+    ``image`` (so a request that needs no gate and no resize never decodes them). Remote URLs have
+    neither."""
 
     message: int
     part: int
     kind: str  # "data", "path", "pil" or "remote"
     question: str
     detail: str | None
-    image: Image.Image | None = None
+    source: Any = None  # encoded bytes, a Path or a PIL image
     mime: str | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    _native: tuple[int, int] | None = None
+    _image: Image.Image | None = None
+
+    def __post_init__(self) -> None:
+        if self.source is not None:
+            self._native = probe_size(self.source, max_pixels=self.max_pixels)
+
+    @property
+    def local(self) -> bool:
+        return self.source is not None
+
+    @property
+    def image(self) -> Image.Image | None:
+        """Upright 8-bit RGB pixels (decoded once); raises ImageError for corrupt data."""
+        if self._image is None and self.source is not None:
+            self._image = load_image(self.source, max_pixels=self.max_pixels)
+            self._native = self._image.size
+        return self._image
 
     @property
     def native(self) -> tuple[int, int]:
-        assert self.image is not None
-        return self.image.size
+        assert self._native is not None, "remote images have no size"
+        return self._native
 
 
 def _parts(message: Any, index: int) -> list[Any]:
@@ -102,12 +123,12 @@ def _decode(value: Any, detail: Any, m: int, p: int, question: str, allow_paths:
     detail = detail if isinstance(detail, str) else None
     where = f"messages[{m}].content[{p}]"
     if isinstance(value, Image.Image):
-        return ImageRef(m, p, "pil", question, detail, load_image(value, max_pixels=max_pixels))
+        return ImageRef(m, p, "pil", question, detail, value, max_pixels=max_pixels)
     if not isinstance(value, str) or not value:
         raise ImageError(f"{where}: image url must be a non-empty string")
     if value.startswith("data:"):
         mime, data = decode_data_url(value, where)
-        return ImageRef(m, p, "data", question, detail, load_image(data, max_pixels=max_pixels), mime)
+        return ImageRef(m, p, "data", question, detail, data, mime, max_pixels=max_pixels)
     if value.startswith(_REMOTE):
         return ImageRef(m, p, "remote", question, detail)
     scheme = urlsplit(value).scheme
@@ -115,7 +136,7 @@ def _decode(value: Any, detail: Any, m: int, p: int, question: str, allow_paths:
         raise ImageError(f"{where}: unsupported image URL scheme {scheme!r}")
     if not allow_paths:
         raise ImageError(f"{where}: local image paths are not allowed here")
-    return ImageRef(m, p, "path", question, detail, load_image(Path(value), max_pixels=max_pixels))
+    return ImageRef(m, p, "path", question, detail, Path(value), max_pixels=max_pixels)
 
 
 def decode_data_url(url: str, where: str = "image") -> tuple[str, bytes]:
@@ -158,7 +179,7 @@ def rewrite_images(
         message = out["messages"][ref.message]
         message["content"] = list(message["content"])
         part = dict(message["content"][ref.part])
-        image = ref.image.resize(size, Image.Resampling.LANCZOS) if size is not None and ref.image is not None else None
+        image = ref.image.resize(size, Image.Resampling.LANCZOS) if size is not None and ref.local else None
         if part.get("type") == "image":
             if image is not None:
                 part["image"] = image

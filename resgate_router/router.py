@@ -119,7 +119,7 @@ class Router:
             refs = find_images(request, allow_local_paths=self.allow_local_paths)
         except ResgateError as exc:
             return self._fail_open(request, record, exc)
-        local = [r for r in refs if r.image is not None]
+        local = [r for r in refs if r.local]
         record["remote_images"] = len(refs) - len(local)  # http(s) URLs: not fetched, not gated
         forced = [self._forced_class(r, override) for r in local]
         to_gate = [r for r, f in zip(local, forced) if f is None]
@@ -138,7 +138,11 @@ class Router:
         for ref, forced_class in zip(local, forced):
             decision = next(it) if forced_class is None else None
             rungs.append(self._resolution(ref, forced_class, decision, record))
-        return self._apply(request, local, rungs, record, decisions)
+        try:
+            return self._apply(request, local, rungs, record, decisions)
+        except ResgateError as exc:  # e.g. pixels that do not decode, found when resizing
+            record["images"].clear()
+            return self._fail_open(request, record, exc)
 
     def _apply(
         self,
@@ -148,8 +152,13 @@ class Router:
         record: dict[str, Any],
         decisions: list[Any],
     ) -> RoutedRequest:
+        routed = self.policy.plan([r.native for r in refs], rungs)
+        resized = [r for r, p in zip(refs, routed.images) if p.resized]
+        for ref in resized:  # decode now: a corrupt image fails here, before anything is rewritten
+            ref.image  # noqa: B018
         natives = [r.native for r in refs]
-        routed = self.policy.plan(natives, rungs)
+        if resized and natives != [p.native for p in routed.images]:  # the pixels disagreed with the header
+            routed = self.policy.plan(natives, rungs)
         baseline = self.policy.plan(natives, [self.baseline] * len(refs))
         sizes = [p.send_size if p.resized else None for p in routed.images]
         details = [p.detail for p in routed.images]
@@ -167,12 +176,16 @@ class Router:
         logger.warning("gate failed (%s: %s); sending the request at the baseline", type(exc).__name__, exc)
         record["status"] = "fallback"
         try:
-            refs = [r for r in find_images(request, allow_local_paths=self.allow_local_paths) if r.image is not None]
+            refs = [r for r in find_images(request, allow_local_paths=self.allow_local_paths) if r.local]
         except ResgateError:  # undecodable image: the downstream gets the request untouched
             return RoutedRequest(request, {}, record)
         for ref in refs:
             record["images"].append(self._image_entry(ref, None, "fallback", self.baseline))
-        return self._apply(request, refs, [self.baseline] * len(refs), record, [])
+        try:
+            return self._apply(request, refs, [self.baseline] * len(refs), record, [])
+        except ResgateError:  # the baseline itself needs pixels that do not decode: send it untouched
+            record["images"].clear()
+            return RoutedRequest(request, {}, record)
 
     # ------------------------------------------------------------------ decisions
     def _run_gate(self, refs: list[ImageRef]) -> list[Any]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
@@ -38,6 +40,19 @@ def _prepare(router: Router, kwargs: dict[str, Any], send_kwargs: bool) -> tuple
     return out, record
 
 
+@contextmanager
+def _recorded(router: Router, record: dict[str, Any]) -> Iterator[None]:
+    """Time the downstream call and log its record, also when it raises (then re-raise unchanged)."""
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception as exc:
+        router._fail(record, exc, started)
+        raise
+    record["downstream_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    router._finish(record)
+
+
 class _Completions:
     def __init__(self, wrapper: WrappedOpenAI) -> None:
         self._wrapper = wrapper
@@ -45,15 +60,8 @@ class _Completions:
     def create(self, **kwargs: Any) -> Any:
         router, client = self._wrapper._router, self._wrapper._client
         request, record = _prepare(router, kwargs, self._wrapper._send_kwargs)
-        started = time.perf_counter()
-        try:
-            result = client.chat.completions.create(**request)
-        except Exception as exc:  # recorded, then re-raised unchanged
-            router._fail(record, exc, started)
-            raise
-        record["downstream_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        router._finish(record)
-        return result
+        with _recorded(router, record):
+            return client.chat.completions.create(**request)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._wrapper._client.chat.completions, name)
@@ -63,15 +71,8 @@ class _AsyncCompletions(_Completions):
     async def create(self, **kwargs: Any) -> Any:  # type: ignore[override]
         router, client = self._wrapper._router, self._wrapper._client
         request, record = await asyncio.to_thread(_prepare, router, kwargs, self._wrapper._send_kwargs)
-        started = time.perf_counter()
-        try:
-            result = await client.chat.completions.create(**request)
-        except Exception as exc:  # recorded, then re-raised unchanged
-            router._fail(record, exc, started)
-            raise
-        record["downstream_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        router._finish(record)
-        return result
+        with _recorded(router, record):
+            return await client.chat.completions.create(**request)
 
 
 class _Chat:

@@ -172,3 +172,10 @@ def test_third_party_family_through_an_entry_point(tmp_path, monkeypatch):
     assert "acme" in available_families()
     policy = get_policy("acme")
     assert policy.name == "acme" and policy.visual_tokens(100, 100) == 7
+
+
+def test_idefics3_without_pre_resize_keeps_images_but_not_the_cost():
+    plain, kwargs_only = get_policy("idefics3"), get_policy("idefics3", pre_resize=False)
+    a, b = plain.plan([(1700, 2200)], [512]), kwargs_only.plan([(1700, 2200)], [512])
+    assert a.processor_kwargs == b.processor_kwargs == {"size": {"longest_edge": 512}}
+    assert a.images[0].tokens == b.images[0].tokens and a.images[0].resized and not b.images[0].resized

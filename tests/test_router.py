@@ -308,3 +308,25 @@ def test_questions_are_logged_only_when_asked(tiny_gate):
     assert "question" not in json.dumps(quiet.record) and "What is the total" not in json.dumps(quiet.record)
     loud = Router(tiny_gate, family="idefics3", metrics=False, log_questions=True).route(chat(image_part(PAGE)))
     assert loud.record["images"][0]["question"] == "What is the total amount?"
+
+
+def test_corrupt_pixels_found_when_resizing_fail_open(tiny_gate):
+    """A truncated image whose header parses: no gate runs (forced class), the resize finds it."""
+    downstream = Downstream()
+    router = Router(tiny_gate, CallableAdapter(downstream), family="qwen2_vl", metrics=False)
+    data = encode_data_url(PAGE)
+    raw = base64.b64decode(data.split(",", 1)[1])
+    url = "data:image/png;base64," + base64.b64encode(raw[: len(raw) // 2]).decode()
+    request = chat({"type": "image_url", "image_url": {"url": url}})
+    result = router.complete(request, override="low")
+    assert result.record["status"] == "fallback" and result.record["error"] == "ImageError"
+    assert downstream.requests == [(request, {})]
+    with pytest.raises(ImageError):
+        Router(tiny_gate, family="qwen2_vl", on_gate_error="raise", metrics=False).route(request, override="low")
+
+
+def test_forced_full_resolution_never_decodes_the_pixels(tiny_gate):
+    router = Router(tiny_gate, family="idefics3", metrics=False)
+    request = chat(image_part(PAGE))
+    routed = router.route(request, override="high")
+    assert routed.request == request and routed.record["images"][0]["native"] == [1700, 2200]

@@ -55,6 +55,7 @@ def test_wrap_openai_client(vllm_server, router):
     assert [m.id for m in gated.models.list().data] == [MODEL]  # everything else passes through
     request = chat(PAGES[0])
     baseline = client.chat.completions.create(**request).usage.prompt_tokens
+    logged = router.stats.requests
     for name in CLASSES:
         response = gated.chat.completions.create(**request, extra_body={"resgate": name})
         expected = router.route(request, override=name).record
@@ -63,6 +64,7 @@ def test_wrap_openai_client(vllm_server, router):
     stream = gated.chat.completions.create(**{**request, "max_tokens": 3}, stream=True, extra_body={"resgate": "low"})
     chunks = list(stream)
     assert chunks and all(isinstance(c, openai.types.chat.ChatCompletionChunk) for c in chunks)
+    assert router.stats.requests == logged + len(CLASSES) + 1  # every gated call is recorded
     client.close()
 
 

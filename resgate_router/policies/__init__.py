@@ -75,7 +75,7 @@ def get_policy(family: str | None = None, model: str | Path | None = None, **opt
     if family == "idefics3":
         if not processor:
             return Idefics3Policy(**options)
-        policy = Idefics3Policy.from_processor_config(processor, config)
+        policy = Idefics3Policy.from_processor_config(processor, config, **options)
         policy.split_newline_extra = _split_newline_extra(directory)
         return policy
     if family in ("qwen2_vl", "qwen3_vl"):

@@ -67,12 +67,16 @@ class Idefics3Policy(FamilyPolicy):
         image_seq_len: int = 64,
         split_newline_extra: int = 0,
         do_image_splitting: bool = True,
+        pre_resize: bool = True,
     ) -> None:
         """Defaults are SmolVLM-256M/500M-Instruct's. ``split_newline_extra`` is 1 for tokenizers
-        that do not merge "\\n\\n" into one token (SmolVLM's does)."""
+        that do not merge "\\n\\n" into one token (SmolVLM's does). ``pre_resize=False`` sends images
+        as they came (the processor setting alone sets the compute; the router then never needs to
+        decode pixels for a forced class), trading upload bandwidth for proxy CPU."""
         self.longest_edge, self.tile_size, self.image_seq_len = longest_edge, tile_size, image_seq_len
         self.split_newline_extra, self.do_image_splitting = split_newline_extra, do_image_splitting
         self.granularity = tile_size
+        self.pre_resize = pre_resize
 
     def tokens_at(self, width: int, height: int, longest_edge: int) -> int:
         rows, cols = tile_grid(width, height, longest_edge, self.tile_size) if self.do_image_splitting else (0, 0)
@@ -87,7 +91,9 @@ class Idefics3Policy(FamilyPolicy):
         kwargs = {} if edge == self.longest_edge else {"size": {"longest_edge": edge}}
         images = []
         for (width, height), resolution in zip(natives, resolutions):
-            send = resized_size(width, height, edge) if edge < max(width, height) else (width, height)
+            # pre-resize only when routed below the default (the baseline request is left as it was)
+            shrink = self.pre_resize and edge < self.longest_edge and edge < max(width, height)
+            send = resized_size(width, height, edge) if shrink else (width, height)
             rows, cols = tile_grid(width, height, edge, self.tile_size) if self.do_image_splitting else (0, 0)
             tiles = rows * cols + 1 if rows else 1
             images.append(
@@ -105,7 +111,7 @@ class Idefics3Policy(FamilyPolicy):
 
     @classmethod
     def from_processor_config(
-        cls, config: dict[str, Any], model_config: dict[str, Any] | None = None
+        cls, config: dict[str, Any], model_config: dict[str, Any] | None = None, **options: Any
     ) -> Idefics3Policy:
         """From a processor/preprocessor config dict (``processor_config.json`` or the older split files)."""
         image = config.get("image_processor", config)
@@ -121,4 +127,5 @@ class Idefics3Policy(FamilyPolicy):
             tile_size=int(image.get("max_image_size", {}).get("longest_edge", 512)),
             image_seq_len=int(seq or 64),
             do_image_splitting=bool(image.get("do_image_splitting", True)),
+            **options,
         )
