@@ -6,7 +6,7 @@
 """
 
 from .base import Adapter, AsyncAdapter, CallableAdapter, available_adapters, get_adapter_class
-from .models import ChatResponse, Usage
+from .models import ChatRequest, ChatResponse, Usage
 
 __all__ = [
     "Adapter",
@@ -14,6 +14,7 @@ __all__ = [
     "CallableAdapter",
     "get_adapter_class",
     "available_adapters",
+    "ChatRequest",
     "ChatResponse",
     "Usage",
 ]

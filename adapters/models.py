@@ -7,7 +7,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Usage", "ChatResponse"]
+__all__ = ["ChatRequest", "Usage", "ChatResponse"]
+
+
+class ChatRequest(BaseModel):
+    """The parts of a chat-completions request the adapters rely on; other fields pass through."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str | None = None
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    stream: bool = False
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0)
 
 
 class Usage(BaseModel):

@@ -25,6 +25,7 @@ import httpx
 from pydantic import ValidationError
 
 from ..errors import (
+    InputError,
     UpstreamConnectionError,
     UpstreamProtocolError,
     UpstreamStatusError,
@@ -32,7 +33,7 @@ from ..errors import (
 )
 from ..messages import to_wire
 from .base import Adapter, AsyncAdapter
-from .models import ChatResponse
+from .models import ChatRequest, ChatResponse
 
 __all__ = ["OpenAIAdapter", "AsyncOpenAIAdapter", "safe_processor_kwargs"]
 
@@ -102,6 +103,10 @@ class _OpenAIBase:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={'***' if self._api_key else None})"
 
     def payload(self, request: dict[str, Any], processor_kwargs: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+        try:
+            ChatRequest.model_validate(request)
+        except ValidationError as exc:
+            raise InputError(f"invalid chat request: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
         body = to_wire(request, quality=self.jpeg_quality)
         body.pop("mm_processor_kwargs", None)  # never forward a client's own kwargs
         body["stream"] = stream

@@ -151,3 +151,21 @@ def test_adapter_registry():
     with pytest.raises(AdapterNotFoundError, match="openai"):
         get_adapter_class("nope")
     assert {"openai", "openai-async"} <= set(available_adapters())
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"messages": []},
+        {"messages": "hi"},
+        {"messages": [{"role": "user"}], "max_tokens": 0},
+        {"messages": [{"role": "user", "content": "x"}], "temperature": -1},
+    ],
+)
+def test_invalid_requests_are_refused_before_sending(server, adapter, bad):
+    from resgate_router import InputError
+
+    before = len(server.bodies)
+    with pytest.raises(InputError):
+        adapter("ok").complete(bad, processor_kwargs={})
+    assert len(server.bodies) == before
