@@ -49,6 +49,17 @@ class RoutedRequest:
 
 
 @dataclass
+class _Pending:
+    """A request between parsing and the gate's answer."""
+
+    request: dict[str, Any]
+    record: dict[str, Any]
+    refs: list[ImageRef] = field(default_factory=list)
+    forced: list[int | None] = field(default_factory=list)
+    done: RoutedRequest | None = None
+
+
+@dataclass
 class RouterResponse:
     response: Any
     record: dict[str, Any]
@@ -104,25 +115,43 @@ class Router:
         """Gate and rewrite ``request`` without calling the downstream (nothing is logged)."""
         return self._route(request, override, self._new_record(request))
 
+    def route_batch(self, requests: list[dict[str, Any]], overrides: list[Any] | None = None) -> list[RoutedRequest]:
+        """Dry-run many requests with one gate call for all their images (for engines and proxies)."""
+        overrides = overrides or [None] * len(requests)
+        pending = [self._prepare(r, o, self._new_record(r)) for r, o in zip(requests, overrides)]
+        return self._decide(pending)
+
     def _route(self, request: dict[str, Any], override: Any, record: dict[str, Any]) -> RoutedRequest:
-        started = time.perf_counter()
+        return self._decide([self._prepare(request, override, record)])[0]
+
+    def _prepare(self, request: dict[str, Any], override: Any, record: dict[str, Any]) -> _Pending:
+        """Everything before the gate: parse images, apply per-request overrides."""
         request = dict(request)
         field_override = request.pop(OVERRIDE_FIELD, None)
         override = override if override is not None else field_override
+        pending = _Pending(request, record)
         if not has_images(request):
             record["status"] = "passthrough"
-            return RoutedRequest(request, {}, record)
-        if _is_off(override):
+            pending.done = RoutedRequest(request, {}, record)
+        elif _is_off(override):
             record["status"] = "disabled"
-            return RoutedRequest(request, {}, record)
-        try:
-            refs = find_images(request, allow_local_paths=self.allow_local_paths)
-        except ResgateError as exc:
-            return self._fail_open(request, record, exc)
-        local = [r for r in refs if r.local]
-        record["remote_images"] = len(refs) - len(local)  # http(s) URLs: not fetched, not gated
-        forced = [self._forced_class(r, override) for r in local]
-        to_gate = [r for r, f in zip(local, forced) if f is None]
+            pending.done = RoutedRequest(request, {}, record)
+        else:
+            try:
+                refs = find_images(request, allow_local_paths=self.allow_local_paths)
+            except ResgateError as exc:
+                pending.done = self._fail_open(request, record, exc)
+                return pending
+            pending.refs = [r for r in refs if r.local]
+            record["remote_images"] = len(refs) - len(pending.refs)  # http(s) URLs: not fetched, not gated
+            pending.forced = [self._forced_class(r, override) for r in pending.refs]
+        return pending
+
+    def _decide(self, pending: list[_Pending]) -> list[RoutedRequest]:
+        """One gate call for every image still undecided, then each request's plan and rewrite."""
+        started = time.perf_counter()
+        gated = [p for p in pending if p.done is None and None in p.forced]
+        to_gate = [ref for p in gated for ref, forced in zip(p.refs, p.forced) if forced is None]
         decisions: list[Any] = []
         if to_gate:
             if self.gate is None:
@@ -130,19 +159,24 @@ class Router:
             try:
                 decisions = self._run_gate(to_gate)
             except Exception as exc:  # a gate is pluggable code; whatever it raises, fail open unless asked not to
-                record["gate_ms"] = _ms(started)
-                return self._fail_open(request, record, exc)
-        record["gate_ms"] = _ms(started) if to_gate else 0.0
+                for p in gated:
+                    p.record["gate_ms"] = _ms(started)
+                    p.done = self._fail_open(p.request, p.record, exc)
+        gate_ms = _ms(started) if to_gate else 0.0
+        gated_ids = {id(p) for p in gated}
         it = iter(decisions)
-        rungs: list[int | None] = []
-        for ref, forced_class in zip(local, forced):
-            decision = next(it) if forced_class is None else None
-            rungs.append(self._resolution(ref, forced_class, decision, record))
-        try:
-            return self._apply(request, local, rungs, record, decisions)
-        except ResgateError as exc:  # e.g. pixels that do not decode, found when resizing
-            record["images"].clear()
-            return self._fail_open(request, record, exc)
+        for p in pending:
+            if p.done is not None:
+                continue
+            p.record["gate_ms"] = gate_ms if id(p) in gated_ids else 0.0
+            mine = [next(it) if forced is None else None for forced in p.forced]
+            rungs = [self._resolution(r, f, d, p.record) for r, f, d in zip(p.refs, p.forced, mine)]
+            try:
+                p.done = self._apply(p.request, p.refs, rungs, p.record, [d for d in mine if d is not None])
+            except ResgateError as exc:  # e.g. pixels that do not decode, found when resizing
+                p.record["images"].clear()
+                p.done = self._fail_open(p.request, p.record, exc)
+        return [p.done for p in pending if p.done is not None]
 
     def _apply(
         self,

@@ -330,3 +330,27 @@ def test_forced_full_resolution_never_decodes_the_pixels(tiny_gate):
     request = chat(image_part(PAGE))
     routed = router.route(request, override="high")
     assert routed.request == request and routed.record["images"][0]["native"] == [1700, 2200]
+
+
+def test_route_batch_gates_all_requests_in_one_call(spy, tiny_gate):
+    router = Router(spy, family="idefics3", metrics=False)
+    other = make_document_image(800, 600, lines=8, seed=4)
+    requests = [
+        chat(image_part(PAGE)),
+        {"messages": [{"role": "user", "content": "hi"}]},
+        chat(image_part(other), image_part(PAGE), question="Date?"),
+        {**chat(image_part(other)), "resgate": "low"},
+    ]
+    batch = router.route_batch(requests)
+    assert spy.calls == [3]  # three gated images, one call; the text-only and forced ones skip the gate
+    singles = [Router(tiny_gate, family="idefics3", metrics=False).route(r) for r in requests]
+    assert [b.record["status"] for b in batch] == ["routed", "passthrough", "routed", "routed"]
+    for b, s in zip(batch, singles):
+        assert [i["target"] for i in b.record["images"]] == [i["target"] for i in s.record["images"]]
+        assert b.processor_kwargs == s.processor_kwargs and b.record["routed_tokens"] == s.record["routed_tokens"]
+
+
+def test_route_batch_fails_open_per_request(tiny_gate):
+    router = Router(SpyGate(tiny_gate, error=RuntimeError("boom")), family="idefics3", metrics=False)
+    batch = router.route_batch([chat(image_part(PAGE)), {**chat(image_part(PAGE)), "resgate": "low"}])
+    assert [b.record["status"] for b in batch] == ["fallback", "routed"]
