@@ -214,12 +214,15 @@ class AsyncOpenAIAdapter(_OpenAIBase, AsyncAdapter):
         super().__init__(base_url, **options)
         self.client = http_client or httpx.AsyncClient(timeout=self.timeout, limits=self.limits)
 
-    async def _post(self, body: dict[str, Any], *, stream: bool) -> httpx.Response:
+    async def _post(
+        self, body: dict[str, Any], *, stream: bool, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         url = f"{self.base_url}/chat/completions"
+        headers = {**self.headers, **(headers or {})}
         for attempt in range(self.max_retries + 1):
             try:
                 with _mapped_errors(url):
-                    request = self.client.build_request("POST", url, json=body, headers=self.headers)
+                    request = self.client.build_request("POST", url, json=body, headers=headers)
                     response = await self.client.send(request, stream=stream)
             except UpstreamConnectionError:
                 if attempt == self.max_retries:
@@ -238,14 +241,19 @@ class AsyncOpenAIAdapter(_OpenAIBase, AsyncAdapter):
             return response
         raise AssertionError("unreachable")
 
-    async def acomplete(self, request: dict[str, Any], *, processor_kwargs: dict[str, Any]) -> ChatResponse:
-        response = await self._post(self.payload(request, processor_kwargs, stream=False), stream=False)
+    async def acomplete(
+        self, request: dict[str, Any], *, processor_kwargs: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> ChatResponse:
+        """``headers`` are added to this request only (a proxy passes the client's Authorization)."""
+        response = await self._post(
+            self.payload(request, processor_kwargs, stream=False), stream=False, headers=headers
+        )
         return self.parse(response)
 
     async def astream(
-        self, request: dict[str, Any], *, processor_kwargs: dict[str, Any]
+        self, request: dict[str, Any], *, processor_kwargs: dict[str, Any], headers: dict[str, str] | None = None
     ) -> AsyncIterator[dict[str, Any]]:
-        response = await self._post(self.payload(request, processor_kwargs, stream=True), stream=True)
+        response = await self._post(self.payload(request, processor_kwargs, stream=True), stream=True, headers=headers)
         try:
             with _mapped_errors(self.base_url):
                 async for line in response.aiter_lines():

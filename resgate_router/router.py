@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .accounting import SMOLVLM_256M, ModelCost
-from .errors import ConfigError, GateError, ResgateError
+from .errors import ConfigError, GateError, InputError, ResgateError
 from .hub import read_json, resolve_dir
 from .ladder import FULL, Ladder, Rung
 from .ledger import SavingsLog
@@ -81,6 +81,7 @@ class Router:
         ladder: str | Ladder | None = None,
         baseline: Rung = FULL,
         on_gate_error: Literal["baseline", "raise"] = "baseline",
+        on_bad_input: Literal["baseline", "raise"] = "baseline",
         gate_timeout: float | None = None,
         mode: Literal["discrete", "continuous"] = "discrete",
         log: str | Path | SavingsLog | None = None,
@@ -103,6 +104,7 @@ class Router:
             raise ConfigError(f"ladder {self.ladder.spec()!r} does not match the gate's {len(gate.ladder)} classes")
         self.baseline = None if baseline == FULL else int(baseline)
         self.on_gate_error, self.gate_timeout, self.mode = on_gate_error, gate_timeout, mode
+        self.on_bad_input = on_bad_input  # "raise" at a server: an undecodable image is the client's 400
         self.log = SavingsLog(log) if isinstance(log, (str, Path)) else log
         self.metrics = None if metrics is False else (metrics or default_metrics())
         self.stats = RoutingStats()
@@ -203,6 +205,8 @@ class Router:
 
     def _fail_open(self, request: dict[str, Any], record: dict[str, Any], exc: BaseException) -> RoutedRequest:
         record["error"] = type(exc).__name__
+        if isinstance(exc, InputError) and self.on_bad_input == "raise":
+            raise exc
         if self.on_gate_error == "raise":
             if isinstance(exc, ResgateError):
                 raise exc
@@ -258,7 +262,7 @@ class Router:
         rungs = [str(r) for r in self.ladder.rungs]
         if text in rungs:
             return rungs.index(text)
-        raise ConfigError(
+        raise InputError(
             f"invalid resgate override {value!r}: use 'auto', 'off', a class name {names}, "
             f"a class index or a rung {rungs}"
         )

@@ -14,7 +14,7 @@ from PIL import Image
 from prometheus_client import CollectorRegistry
 from resgate_router.adapters import CallableAdapter
 
-from resgate_router import ConfigError, GateError, GateTimeoutError, ImageError, Router
+from resgate_router import GateError, GateTimeoutError, ImageError, InputError, Router
 from resgate_router.messages import encode_data_url
 from resgate_router.monitoring import RouterMetrics
 from resgate_router.testing import make_document_image
@@ -151,7 +151,7 @@ def test_routing_can_be_disabled_per_request(router, spy, value):
 def test_header_override_beats_the_field_and_bad_values_are_typed(router):
     routed = router.route({**chat(image_part(PAGE)), "resgate": "high"}, override="low")
     assert routed.record["images"][0]["target"] == 384
-    with pytest.raises(ConfigError, match="override"):
+    with pytest.raises(InputError, match="override"):
         router.route(chat(image_part(PAGE)), override="huge")
 
 

@@ -46,6 +46,7 @@ class Handler(BaseHTTPRequestHandler):
         with server.lock:
             server.calls[scenario] += 1
             server.bodies.append(body)
+            server.headers.append(dict(self.headers))
             server.times.append(time.monotonic())
             count = server.calls[scenario]
         ok = json.dumps(COMPLETION).encode()
@@ -90,9 +91,13 @@ class FaultServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.calls: Counter = Counter()
         self.bodies: list = []
+        self.headers: list = []
         self.times: list = []
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients that hang up on a stalled scenario are expected
 
     def url(self, scenario: str) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/{scenario}/v1"

@@ -7,11 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ResgateError
-from . import demo, route
+from . import demo, route, serve
 
 __all__ = ["main", "build_parser"]
 
-_COMMANDS = {"route": route, "demo": demo}
+_COMMANDS = {"route": route, "demo": demo, "serve": serve}
 
 
 def build_parser() -> argparse.ArgumentParser:

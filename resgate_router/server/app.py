@@ -1,0 +1,180 @@
+"""The OpenAI-compatible proxy: ``create_app(settings)`` builds a FastAPI app (no import-time side
+effects); ``resgate serve`` runs it on uvicorn.
+
+POST /v1/chat/completions is gated (streaming too); every other /v1 path is passed through to the
+upstream; /healthz, /readyz and /metrics are the proxy's own. Client errors are OpenAI-format 4xx,
+upstream failures 502/504. The client's Authorization header goes upstream untouched and is never
+logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ..adapters.openai_http import AsyncOpenAIAdapter
+from ..errors import InputError, ResgateError, UpstreamConnectionError, UpstreamTimeout
+from ..router import Router
+from .batcher import GateBatcher
+from .errors import error_response
+from .settings import ServerSettings
+
+__all__ = ["create_app", "build_router"]
+
+logger = logging.getLogger(__name__)
+
+_HOP_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "upgrade", "accept-encoding"}
+OVERRIDE_HEADER = "x-resgate-resolution"
+
+
+def build_router(settings: ServerSettings) -> Router:
+    """The router a proxy runs with: loads the gate now, so a bad gate fails start-up, not a request."""
+    gate = None
+    if settings.gate:
+        from ..gate import SmolVLMGate
+
+        gate = SmolVLMGate.from_pretrained(settings.gate, device=settings.device)  # fails start-up, not a request
+    return Router(
+        gate,
+        family=settings.family,
+        model=settings.model,
+        ladder=settings.ladder,
+        mode=settings.mode,
+        on_gate_error=settings.on_gate_error,
+        gate_timeout=settings.gate_timeout_s,
+        log=settings.log_path,
+        allow_local_paths=False,
+    )
+
+
+def create_app(settings: ServerSettings, *, router: Router | None = None) -> FastAPI:
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state["router"] = router or build_router(settings)
+        state["router"].policy  # noqa: B018  (family resolved at start-up)
+        state["batcher"] = GateBatcher(
+            state["router"], max_batch=settings.gate_max_batch, max_wait_ms=settings.gate_max_wait_ms
+        )
+        state["adapter"] = AsyncOpenAIAdapter(
+            settings.upstream,
+            timeout=settings.upstream_timeout_s,
+            max_retries=settings.upstream_retries,
+            send_processor_kwargs=settings.send_processor_kwargs,
+        )
+        state["http"] = httpx.AsyncClient(timeout=settings.upstream_timeout_s)
+        try:
+            yield
+        finally:  # uvicorn drains in-flight requests before this runs
+            await state["batcher"].close()
+            await state["adapter"].aclose()
+            await state["http"].aclose()
+            if state["router"].log is not None:
+                state["router"].log.close()
+
+    app = FastAPI(title="resgate-router proxy", lifespan=lifespan)
+
+    @app.exception_handler(ResgateError)
+    async def _resgate_error(request: Request, exc: ResgateError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        try:
+            upstream = await state["http"].get(f"{settings.upstream.rstrip('/')}/models", timeout=5)
+            ready = upstream.status_code < 500
+        except httpx.HTTPError:
+            ready = False
+        body = {
+            "status": "ready" if ready else "upstream unavailable",
+            "family": state["router"].family,
+            "gate": settings.gate,
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        body = await _read_json(request, settings.max_body_bytes)
+        auth = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+        routed_router: Router = state["router"]
+        routed = await state["batcher"].route(body, request.headers.get(OVERRIDE_HEADER))
+        record = routed.record
+        adapter: AsyncOpenAIAdapter = state["adapter"]
+        if body.get("stream"):
+            return StreamingResponse(_sse(routed_router, adapter, routed, auth), media_type="text/event-stream")
+        try:
+            response = await adapter.acomplete(routed.request, processor_kwargs=routed.processor_kwargs, headers=auth)
+        except ResgateError as exc:
+            routed_router._fail(record, exc, None)
+            raise
+        routed_router._finish(record)
+        return JSONResponse(response.model_dump(), headers={"x-resgate-saved-tokens": str(record["saved_tokens"])})
+
+    @app.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    async def passthrough(path: str, request: Request) -> Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        try:
+            upstream = await state["http"].request(
+                request.method,
+                f"{settings.upstream.rstrip('/')}/{path}",
+                content=await request.body(),
+                headers=headers,
+                params=request.query_params,
+            )
+        except httpx.TimeoutException as exc:
+            return error_response(UpstreamTimeout(f"upstream timed out: {type(exc).__name__}"))
+        except httpx.TransportError as exc:
+            return error_response(UpstreamConnectionError(f"upstream unreachable: {type(exc).__name__}"))
+        kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS | {"content-encoding"}}
+        return Response(upstream.content, status_code=upstream.status_code, headers=kept)
+
+    return app
+
+
+async def _read_json(request: Request, limit: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise InputError(f"request body of {declared} bytes is over the limit of {limit}")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw.extend(chunk)
+        if len(raw) > limit:
+            raise InputError(f"request body is over the limit of {limit} bytes")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InputError("request body must be a JSON object")
+    return body
+
+
+async def _sse(router: Router, adapter: AsyncOpenAIAdapter, routed: Any, auth: dict[str, str]) -> AsyncIterator[bytes]:
+    """The upstream's chunks, re-framed as SSE; a failure mid-stream ends with an error event."""
+    record = routed.record
+    try:
+        async for chunk in adapter.astream(routed.request, processor_kwargs=routed.processor_kwargs, headers=auth):
+            yield f"data: {json.dumps(chunk)}\n\n".encode()
+    except ResgateError as exc:
+        router._fail(record, exc, None)
+        yield f"data: {json.dumps({'error': {'message': str(exc), 'type': type(exc).__name__}})}\n\n".encode()
+        return
+    yield b"data: [DONE]\n\n"
+    router._finish(record)

@@ -1,0 +1,54 @@
+"""Proxy settings: flags > environment (``RESGATE_*``) > a JSON config file > defaults."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ServerSettings", "load_settings"]
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RESGATE_", extra="forbid")
+
+    upstream: str = Field(description="OpenAI-compatible base URL, e.g. http://vllm:8000/v1")
+    gate: str | None = Field(default=None, description="gate directory or Hub id (None: route only forced classes)")
+    family: str | None = None
+    model: str | None = Field(default=None, description="downstream model dir or Hub id (processor config, family)")
+    ladder: str | None = None
+    mode: str = "discrete"
+    device: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    on_gate_error: str = "baseline"
+    gate_timeout_s: float | None = None
+    gate_max_batch: int = Field(default=16, ge=1)
+    gate_max_wait_ms: float = Field(default=5.0, ge=0)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    upstream_timeout_s: float = 120.0
+    upstream_retries: int = 2
+    send_processor_kwargs: bool = True
+    log_path: str | None = None
+
+
+def load_settings(config_file: str | None = None, **flags: object) -> ServerSettings:
+    """Settings with precedence flags > ``RESGATE_*`` environment > JSON ``config_file`` > defaults."""
+    from pydantic_settings import JsonConfigSettingsSource, PydanticBaseSettingsSource
+
+    class _FromFile(ServerSettings):
+        model_config = SettingsConfigDict(env_prefix="RESGATE_", extra="forbid", json_file=config_file)
+
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return init_settings, env_settings, JsonConfigSettingsSource(settings_cls)
+
+    values = _FromFile(**{k: v for k, v in flags.items() if v is not None})
+    return ServerSettings.model_construct(**values.model_dump())

@@ -1,0 +1,216 @@
+"""The proxy (``resgate serve``'s app) on a real loopback socket, in front of the real vLLM server and
+of misbehaving loopback upstreams."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import socket
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+import uvicorn
+
+from resgate_router import Router
+from resgate_router.messages import encode_data_url
+from resgate_router.server import ServerSettings, create_app
+from resgate_router.testing import make_document_image
+
+from .badimages import png_with_header_size
+from .upstreams import FaultServer
+
+PAGE = make_document_image(1700, 2200, lines=40, seed=3)
+MODEL = "tiny-smolvlm"
+
+
+@contextlib.contextmanager
+def serve(app):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "proxy did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def chat(image_url, question="What is the total amount?", **extra):
+    content = [{"type": "image_url", "image_url": {"url": image_url}}, {"type": "text", "text": question}]
+    return {"model": MODEL, "messages": [{"role": "user", "content": content}], "max_tokens": 2, **extra}
+
+
+@pytest.fixture(scope="module")
+def proxy(vllm_server, tiny_gate, tiny_backbone, tmp_path_factory):
+    log = tmp_path_factory.mktemp("proxy") / "savings.jsonl"
+    router = Router(
+        tiny_gate, family="idefics3", model=tiny_backbone, log=log, allow_local_paths=False, on_bad_input="raise"
+    )
+    app = create_app(ServerSettings(upstream=vllm_server, gate_max_wait_ms=2), router=router)
+    with serve(app) as url:
+        yield url, router, log
+
+
+def test_openai_client_through_the_proxy(proxy, vllm_server):
+    url, router, _ = proxy
+    direct = openai.OpenAI(base_url=vllm_server, api_key="unused", max_retries=0)
+    gated = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    request = chat(encode_data_url(PAGE))
+    baseline = direct.chat.completions.create(**request).usage.prompt_tokens
+    for name in ("low", "medium", "high"):
+        reply = gated.chat.completions.create(**request, extra_headers={"X-Resgate-Resolution": name})
+        expected = router.route(request, override=name).record
+        assert reply.usage.prompt_tokens - baseline == expected["routed_tokens"] - expected["baseline_tokens"]
+    chunks = list(gated.chat.completions.create(**request, stream=True, extra_headers={"X-Resgate-Resolution": "low"}))
+    assert chunks and all(isinstance(c, openai.types.chat.ChatCompletionChunk) for c in chunks)
+    assert [m.id for m in gated.models.list().data] == [MODEL]  # other paths pass through
+    direct.close()
+    gated.close()
+
+
+def test_health_readiness_and_metrics(proxy):
+    url, _, _ = proxy
+    assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{url}/readyz")
+    assert ready.status_code == 200 and ready.json()["family"] == "idefics3"
+    httpx.post(
+        f"{url}/v1/chat/completions",
+        json=chat(encode_data_url(PAGE)),
+        headers={"X-Resgate-Resolution": "low"},
+        timeout=60,
+    )
+    assert "resgate_requests_total" in httpx.get(f"{url}/metrics").text
+
+
+@pytest.mark.parametrize(
+    "case", ["bad-base64", "bomb", "file-url", "not-json", "not-object", "no-messages", "too-big", "bad-override"]
+)
+def test_client_errors_are_openai_4xx_and_the_server_stays_up(proxy, case):
+    url, _, _ = proxy
+    bomb = "data:image/png;base64," + base64.b64encode(png_with_header_size(60000, 60000)).decode()
+    kwargs = {
+        "bad-base64": {"json": chat("data:image/png;base64,@@@")},
+        "bomb": {"json": chat(bomb)},
+        "file-url": {"json": chat("file:///etc/passwd")},
+        "not-json": {"content": b"{nope", "headers": {"content-type": "application/json"}},
+        "not-object": {"json": [1, 2]},
+        "no-messages": {"json": {"model": MODEL}},
+        "too-big": {
+            "content": b"{" + b" " * (33 * 1024 * 1024) + b"}",
+            "headers": {"content-type": "application/json"},
+        },
+        "bad-override": {"json": chat(encode_data_url(PAGE)), "headers": {"X-Resgate-Resolution": "huge"}},
+    }[case]
+    response = httpx.post(f"{url}/v1/chat/completions", timeout=60, **kwargs)
+    assert 400 <= response.status_code < 500, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["message"]
+    ok = httpx.post(
+        f"{url}/v1/chat/completions",
+        json=chat(encode_data_url(PAGE)),
+        timeout=60,
+        headers={"X-Resgate-Resolution": "low"},
+    )
+    assert ok.status_code == 200
+
+
+@pytest.fixture(scope="module")
+def faults():
+    server = FaultServer()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("scenario,status", [("ok", 200), ("always503", 502), ("stall", 504), ("bad400", 400)])
+def test_upstream_failures_map_to_502_504_and_auth_is_forwarded(faults, tiny_gate, scenario, status):
+    settings = ServerSettings(upstream=faults.url(scenario), upstream_timeout_s=0.5, upstream_retries=1)
+    app = create_app(settings, router=Router(tiny_gate, family="idefics3", metrics=False))
+    with serve(app) as url:
+        response = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": "Bearer client-key"},
+            timeout=30,
+        )
+    assert response.status_code == status, response.text
+    if scenario == "ok":
+        sent = {k.lower(): v for k, v in faults.headers[-1].items()}
+        assert sent["authorization"] == "Bearer client-key"
+    elif status >= 500:
+        assert response.json()["error"]["type"] == "upstream_error"
+    else:
+        assert "bad request" in response.json()["error"]["message"]
+
+
+def test_upstream_down_is_502(tiny_gate):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        settings = ServerSettings(upstream=f"http://127.0.0.1:{port}/v1", upstream_retries=0)
+        with serve(create_app(settings, router=Router(tiny_gate, family="idefics3", metrics=False))) as url:
+            response = httpx.post(f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+            models = httpx.get(f"{url}/v1/models")
+            ready = httpx.get(f"{url}/readyz")
+    assert response.status_code == 502 and models.status_code == 502 and ready.status_code == 503
+
+
+def test_settings_precedence_flags_env_file(tmp_path, monkeypatch):
+    from resgate_router.server.settings import load_settings
+
+    config = tmp_path / "proxy.json"
+    config.write_text('{"upstream": "http://file/v1", "port": 9001, "gate_max_batch": 4, "family": "qwen2_vl"}')
+    monkeypatch.setenv("RESGATE_PORT", "9002")
+    monkeypatch.setenv("RESGATE_GATE_MAX_BATCH", "8")
+    settings = load_settings(str(config), port=9003)
+    assert (settings.upstream, settings.port, settings.gate_max_batch, settings.family) == (
+        "http://file/v1",
+        9003,
+        8,
+        "qwen2_vl",
+    )
+
+
+def test_serve_fails_at_start_up_when_the_gate_cannot_load(tmp_path, capsys):
+    from resgate_router.cli import main
+
+    assert main(["serve", "--upstream", "http://127.0.0.1:9/v1", "--gate", str(tmp_path / "no-gate")]) == 2
+    err = capsys.readouterr().err
+    assert "resgate serve: error:" in err and "no-gate" in err and "Traceback" not in err
+
+
+class CountingGate:
+    def __init__(self, gate) -> None:
+        self.gate, self.ladder, self.config, self.calls = gate, gate.ladder, gate.config, []
+        self.lock = threading.Lock()
+
+    def predict_batch(self, images, questions):
+        with self.lock:
+            self.calls.append(len(images))
+        return self.gate.predict_batch(images, questions)
+
+
+def test_concurrent_requests_are_micro_batched_into_the_gate(faults, tiny_gate):
+    from concurrent.futures import ThreadPoolExecutor
+
+    gate = CountingGate(tiny_gate)
+    settings = ServerSettings(upstream=faults.url("ok"), gate_max_wait_ms=200, gate_max_batch=16)
+    small = encode_data_url(make_document_image(400, 300, lines=4, seed=2))
+    with serve(create_app(settings, router=Router(gate, family="idefics3", metrics=False))) as url:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            codes = list(
+                pool.map(
+                    lambda _: httpx.post(f"{url}/v1/chat/completions", json=chat(small), timeout=60).status_code,
+                    range(8),
+                )
+            )
+    assert codes == [200] * 8 and sum(gate.calls) == 8 and len(gate.calls) < 8
