@@ -245,10 +245,13 @@ class AsyncOpenAIAdapter(_OpenAIBase, AsyncAdapter):
         self, request: dict[str, Any], *, processor_kwargs: dict[str, Any], headers: dict[str, str] | None = None
     ) -> ChatResponse:
         """``headers`` are added to this request only (a proxy passes the client's Authorization)."""
-        response = await self._post(
-            self.payload(request, processor_kwargs, stream=False), stream=False, headers=headers
-        )
-        return self.parse(response)
+        return self.parse(await self.araw(request, processor_kwargs=processor_kwargs, headers=headers))
+
+    async def araw(
+        self, request: dict[str, Any], *, processor_kwargs: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """The upstream's successful non-streaming response as it came (a proxy forwards its bytes)."""
+        return await self._post(self.payload(request, processor_kwargs, stream=False), stream=False, headers=headers)
 
     async def astream(
         self, request: dict[str, Any], *, processor_kwargs: dict[str, Any], headers: dict[str, str] | None = None

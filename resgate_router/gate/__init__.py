@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from .decision import GateDecision
+from .fixed import FixedGate
 
-__all__ = ["GateDecision", "SmolVLMGate"]
+__all__ = ["GateDecision", "FixedGate", "SmolVLMGate"]
 
 
 def __getattr__(name: str) -> Any:

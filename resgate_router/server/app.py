@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..adapters.openai_http import AsyncOpenAIAdapter
 from ..errors import InputError, ResgateError, UpstreamConnectionError, UpstreamTimeout
+from ..messages import has_images
 from ..router import Router
 from .batcher import GateBatcher
 from .errors import error_response
@@ -37,21 +38,28 @@ OVERRIDE_HEADER = "x-resgate-resolution"
 
 def build_router(settings: ServerSettings) -> Router:
     """The router a proxy runs with: loads the gate now, so a bad gate fails start-up, not a request."""
-    gate = None
-    if settings.gate:
+    from ..gate import FixedGate
+    from ..policies import get_policy
+
+    gate: Any = None
+    if settings.fixed_class is not None:
+        gate = FixedGate(settings.fixed_class, settings.ladder or "card")
+    elif settings.gate:
         from ..gate import SmolVLMGate
 
-        gate = SmolVLMGate.from_pretrained(settings.gate, device=settings.device)  # fails start-up, not a request
+        gate = SmolVLMGate.from_pretrained(settings.gate, device=settings.device)
+    options = {} if settings.pre_resize else {"pre_resize": False}
     return Router(
         gate,
-        family=settings.family,
-        model=settings.model,
+        policy=get_policy(settings.family, settings.model, **options),
         ladder=settings.ladder,
+        model=settings.model,
         mode=settings.mode,
         on_gate_error=settings.on_gate_error,
         gate_timeout=settings.gate_timeout_s,
         log=settings.log_path,
         allow_local_paths=False,
+        on_bad_input="raise",
     )
 
 
@@ -113,19 +121,23 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
     async def chat_completions(request: Request) -> Response:
         body = await _read_json(request, settings.max_body_bytes)
         auth = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
-        routed_router: Router = state["router"]
-        routed = await state["batcher"].route(body, request.headers.get(OVERRIDE_HEADER))
-        record = routed.record
+        router: Router = state["router"]
+        override = request.headers.get(OVERRIDE_HEADER)
+        if has_images(body):  # only requests with images wait for a gate batch
+            routed = await state["batcher"].route(body, override)
+        else:
+            routed = router.route(body, override=override)
         adapter: AsyncOpenAIAdapter = state["adapter"]
         if body.get("stream"):
-            return StreamingResponse(_sse(routed_router, adapter, routed, auth), media_type="text/event-stream")
+            return StreamingResponse(_sse(router, adapter, routed, auth), media_type="text/event-stream")
         try:
-            response = await adapter.acomplete(routed.request, processor_kwargs=routed.processor_kwargs, headers=auth)
+            upstream = await adapter.araw(routed.request, processor_kwargs=routed.processor_kwargs, headers=auth)
         except ResgateError as exc:
-            routed_router._fail(record, exc, None)
+            router._fail(routed.record, exc, None)
             raise
-        routed_router._finish(record)
-        return JSONResponse(response.model_dump(), headers={"x-resgate-saved-tokens": str(record["saved_tokens"])})
+        router._finish(routed.record)
+        headers = {"x-resgate-saved-tokens": str(routed.record["saved_tokens"])}
+        return Response(upstream.content, media_type="application/json", headers=headers)
 
     @app.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     async def passthrough(path: str, request: Request) -> Response:

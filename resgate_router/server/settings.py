@@ -29,6 +29,8 @@ class ServerSettings(BaseSettings):
     upstream_timeout_s: float = 120.0
     upstream_retries: int = 2
     send_processor_kwargs: bool = True
+    pre_resize: bool = Field(default=True, description="idefics3: also shrink images (False: processor setting only)")
+    fixed_class: int | None = Field(default=None, description="constant decision instead of a gate (benchmarks, A/B)")
     log_path: str | None = None
 
 

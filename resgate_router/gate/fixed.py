@@ -1,0 +1,34 @@
+"""``FixedGate``: always the same class (a constant decision), for baselines, A/B tests and benchmarks
+of everything around the gate. Needs no model, no torch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import SimpleNamespace
+
+from ..images import ImageInput
+from ..ladder import Ladder
+from .decision import GateDecision
+
+__all__ = ["FixedGate"]
+
+
+class FixedGate:
+    def __init__(self, label: int, ladder: str | Ladder = "card", class_names: Sequence[str] | None = None) -> None:
+        self.ladder = Ladder.parse(ladder)
+        if not 0 <= label < len(self.ladder):
+            raise ValueError(f"label {label} is outside the ladder's {len(self.ladder)} classes")
+        self.label = label
+        names = list(class_names or ["low", "medium", "high"][: len(self.ladder)])
+        self.config = SimpleNamespace(class_names=names, num_classes=len(self.ladder))
+
+    def predict_batch(self, images: Sequence[ImageInput], questions: Sequence[str]) -> list[GateDecision]:
+        probabilities = tuple(1.0 if k == self.label else 0.0 for k in range(len(self.ladder)))
+        rung = self.ladder[self.label]
+        expected = float(rung) if rung != "full" else 0.0
+        return [
+            GateDecision(self.label, rung, probabilities, expected, self.config.class_names[self.label]) for _ in images
+        ]
+
+    def predict(self, image: ImageInput, question: str) -> GateDecision:
+        return self.predict_batch([image], [question])[0]
