@@ -96,9 +96,15 @@ def has_images(request: dict[str, Any]) -> bool:
 
 
 def find_images(
-    request: dict[str, Any], *, allow_local_paths: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS
+    request: dict[str, Any],
+    *,
+    allow_local_paths: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    fetcher: Any = None,
 ) -> list[ImageRef]:
-    """Every image part with the text of its message; decodes all but remote URLs."""
+    """Every image part with the text of its message (sizes from headers; pixels decode on use).
+    Remote ``http(s)`` URLs are fetched with ``fetcher`` (a :class:`RemoteImageFetcher`) when given,
+    else left as remote refs that are neither fetched nor gated."""
     messages = request.get("messages")
     if not isinstance(messages, list):
         raise InputError("request must have a 'messages' list")
@@ -115,7 +121,12 @@ def find_images(
             if source is None:
                 continue
             value, detail = source
-            found.append(_decode(value, detail, m_index, p_index, question, allow_local_paths, max_pixels))
+            ref = _decode(value, detail, m_index, p_index, question, allow_local_paths, max_pixels)
+            if ref.kind == "remote" and fetcher is not None:
+                ref = ImageRef(
+                    m_index, p_index, "fetched", question, ref.detail, fetcher.fetch(value), max_pixels=max_pixels
+                )
+            found.append(ref)
     return found
 
 
@@ -188,7 +199,7 @@ def rewrite_images(
                 dict(part["image_url"]) if isinstance(part.get("image_url"), dict) else {"url": part.get("image_url")}
             )
             if image is not None:
-                spec["url"] = image if ref.kind == "pil" else encode_data_url(image, ref.mime, quality)
+                spec["url"] = image if ref.kind == "pil" else encode_data_url(image, ref.mime, quality)  # fetched too
             if detail is not None:
                 spec["detail"] = detail
             part["image_url"] = spec

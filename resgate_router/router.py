@@ -89,6 +89,7 @@ class Router:
         allow_local_paths: bool = True,
         jpeg_quality: int = 95,
         log_questions: bool = False,
+        fetch_remote: Any = None,
     ) -> None:
         if on_gate_error not in ("baseline", "raise"):
             raise ConfigError(f"on_gate_error must be 'baseline' or 'raise', got {on_gate_error!r}")
@@ -110,6 +111,7 @@ class Router:
         self.stats = RoutingStats()
         self.allow_local_paths, self.jpeg_quality = allow_local_paths, jpeg_quality
         self.log_questions = log_questions
+        self.fetch_remote = fetch_remote  # a RemoteImageFetcher: gate http(s) images too (SSRF-checked)
         self._gate_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resgate-gate") if gate_timeout else None
 
     # ------------------------------------------------------------------ dry run
@@ -140,7 +142,7 @@ class Router:
             pending.done = RoutedRequest(request, {}, record)
         else:
             try:
-                refs = find_images(request, allow_local_paths=self.allow_local_paths)
+                refs = find_images(request, allow_local_paths=self.allow_local_paths, fetcher=self.fetch_remote)
             except ResgateError as exc:
                 pending.done = self._fail_open(request, record, exc)
                 return pending
@@ -214,7 +216,11 @@ class Router:
         logger.warning("gate failed (%s: %s); sending the request at the baseline", type(exc).__name__, exc)
         record["status"] = "fallback"
         try:
-            refs = [r for r in find_images(request, allow_local_paths=self.allow_local_paths) if r.local]
+            refs = [
+                r
+                for r in find_images(request, allow_local_paths=self.allow_local_paths, fetcher=self.fetch_remote)
+                if r.local
+            ]
         except ResgateError:  # undecodable image: the downstream gets the request untouched
             return RoutedRequest(request, {}, record)
         for ref in refs:

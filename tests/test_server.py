@@ -214,3 +214,30 @@ def test_concurrent_requests_are_micro_batched_into_the_gate(faults, tiny_gate):
                 )
             )
     assert codes == [200] * 8 and sum(gate.calls) == 8 and len(gate.calls) < 8
+
+
+def test_proxy_refuses_remote_images_on_private_addresses(faults):
+    settings = ServerSettings(upstream=faults.url("ok"), allow_remote_images=True, fixed_class=0, family="idefics3")
+    with serve(create_app(settings)) as url:
+        response = httpx.post(f"{url}/v1/chat/completions", json=chat("http://127.0.0.1:9/secret.png"), timeout=30)
+    assert response.status_code == 400 and "non-public" in response.json()["error"]["message"]
+
+
+def test_graceful_shutdown_drains_in_flight_requests_and_flushes_the_log(faults, tiny_gate, tmp_path):
+    log = tmp_path / "savings.jsonl"
+    settings = ServerSettings(upstream=faults.url("stall"), upstream_timeout_s=10, upstream_retries=0)
+    router = Router(tiny_gate, family="idefics3", metrics=False, log=log)
+    results: list = []
+    with serve(create_app(settings, router=router)) as url:
+        worker = threading.Thread(
+            target=lambda: results.append(
+                httpx.post(
+                    f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}, timeout=30
+                )
+            )
+        )
+        worker.start()
+        time.sleep(0.5)  # the request is in flight (the upstream takes 3 s) when shutdown begins
+    worker.join(30)
+    assert results and results[0].status_code == 200
+    assert len(log.read_text().splitlines()) == 1  # flushed by the app's shutdown

@@ -49,6 +49,15 @@ def build_router(settings: ServerSettings) -> Router:
 
         gate = SmolVLMGate.from_pretrained(settings.gate, device=settings.device)
     options = {} if settings.pre_resize else {"pre_resize": False}
+    fetcher = None
+    if settings.allow_remote_images:
+        from ..fetch import RemoteImageFetcher
+
+        fetcher = RemoteImageFetcher(
+            timeout=settings.remote_image_timeout_s,
+            max_bytes=settings.remote_image_max_bytes,
+            allow_private=settings.allow_private_networks,
+        )
     return Router(
         gate,
         policy=get_policy(settings.family, settings.model, **options),
@@ -60,6 +69,7 @@ def build_router(settings: ServerSettings) -> Router:
         log=settings.log_path,
         allow_local_paths=False,
         on_bad_input="raise",
+        fetch_remote=fetcher,
     )
 
 

@@ -32,6 +32,10 @@ class ServerSettings(BaseSettings):
     pre_resize: bool = Field(default=True, description="idefics3: also shrink images (False: processor setting only)")
     fixed_class: int | None = Field(default=None, description="constant decision instead of a gate (benchmarks, A/B)")
     log_path: str | None = None
+    allow_remote_images: bool = Field(default=False, description="fetch http(s) image URLs to gate them")
+    allow_private_networks: bool = Field(default=False, description="let remote image URLs reach non-public addresses")
+    remote_image_timeout_s: float = 5.0
+    remote_image_max_bytes: int = 20 * 1024 * 1024
 
 
 def load_settings(config_file: str | None = None, **flags: object) -> ServerSettings:
