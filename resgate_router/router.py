@@ -20,6 +20,7 @@ from typing import Any, Literal
 from .accounting import SMOLVLM_256M, ModelCost
 from .errors import ConfigError, GateError, InputError, ResgateError
 from .hub import read_json, resolve_dir
+from .images import DEFAULT_MAX_PIXELS
 from .ladder import FULL, Ladder, Rung
 from .ledger import SavingsLog
 from .messages import ImageRef, find_images, has_images, rewrite_images
@@ -90,6 +91,7 @@ class Router:
         jpeg_quality: int = 95,
         log_questions: bool = False,
         fetch_remote: Any = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         if on_gate_error not in ("baseline", "raise"):
             raise ConfigError(f"on_gate_error must be 'baseline' or 'raise', got {on_gate_error!r}")
@@ -112,6 +114,7 @@ class Router:
         self.allow_local_paths, self.jpeg_quality = allow_local_paths, jpeg_quality
         self.log_questions = log_questions
         self.fetch_remote = fetch_remote  # a RemoteImageFetcher: gate http(s) images too (SSRF-checked)
+        self.max_pixels = max_pixels  # larger images (decompression bombs) are refused from their header
         self._gate_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resgate-gate") if gate_timeout else None
 
     # ------------------------------------------------------------------ dry run
@@ -142,7 +145,12 @@ class Router:
             pending.done = RoutedRequest(request, {}, record)
         else:
             try:
-                refs = find_images(request, allow_local_paths=self.allow_local_paths, fetcher=self.fetch_remote)
+                refs = find_images(
+                    request,
+                    allow_local_paths=self.allow_local_paths,
+                    fetcher=self.fetch_remote,
+                    max_pixels=self.max_pixels,
+                )
             except ResgateError as exc:
                 pending.done = self._fail_open(request, record, exc)
                 return pending
@@ -218,7 +226,12 @@ class Router:
         try:
             refs = [
                 r
-                for r in find_images(request, allow_local_paths=self.allow_local_paths, fetcher=self.fetch_remote)
+                for r in find_images(
+                    request,
+                    allow_local_paths=self.allow_local_paths,
+                    fetcher=self.fetch_remote,
+                    max_pixels=self.max_pixels,
+                )
                 if r.local
             ]
         except ResgateError:  # undecodable image: the downstream gets the request untouched

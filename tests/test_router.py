@@ -354,3 +354,12 @@ def test_route_batch_fails_open_per_request(tiny_gate):
     router = Router(SpyGate(tiny_gate, error=RuntimeError("boom")), family="idefics3", metrics=False)
     batch = router.route_batch([chat(image_part(PAGE)), {**chat(image_part(PAGE)), "resgate": "low"}])
     assert [b.record["status"] for b in batch] == ["fallback", "routed"]
+
+
+def test_pixel_limit_is_enforced_from_the_header(tiny_gate):
+    router = Router(tiny_gate, family="idefics3", metrics=False, on_bad_input="raise", max_pixels=1_000_000)
+    with pytest.raises(ImageError, match="limit"):
+        router.route(chat(image_part(PAGE)))  # 1700 x 2200 = 3.7 MP
+    assert (
+        Router(tiny_gate, family="idefics3", metrics=False).route(chat(image_part(PAGE))).record["status"] == "routed"
+    )

@@ -70,6 +70,7 @@ def build_router(settings: ServerSettings) -> Router:
         allow_local_paths=False,
         on_bad_input="raise",
         fetch_remote=fetcher,
+        max_pixels=settings.max_image_pixels,
     )
 
 
