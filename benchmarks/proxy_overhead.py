@@ -30,27 +30,6 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-json", default=None)
 
 
-@contextlib.contextmanager
-def _serve(app):
-    import socket
-
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
 def _load(url: str, body: dict, n: int, concurrency: int) -> tuple[list[float], float]:
     import httpx
 
@@ -77,7 +56,7 @@ def main(args: argparse.Namespace) -> dict:
     from resgate_router.messages import encode_data_url
     from resgate_router.server import ServerSettings, create_app
     from resgate_router.server.app import build_router
-    from resgate_router.testing import build_tiny_smolvlm, make_document_image, vllm_server
+    from resgate_router.testing import build_tiny_smolvlm, make_document_image, serve_app, vllm_server
 
     page = encode_data_url(make_document_image(640, 480, lines=8, seed=1))
     bodies = {
@@ -95,7 +74,7 @@ def main(args: argparse.Namespace) -> dict:
                 upstream=upstream, fixed_class=0, family="idefics3", pre_resize=pre_resize, gate_max_wait_ms=0
             )
             router = build_router(settings)
-            proxy = stack.enter_context(_serve(create_app(settings, router=router)))
+            proxy = stack.enter_context(serve_app(create_app(settings, router=router))) + "/v1"
             for kind, content in bodies.items():
                 if kind == "text" and not pre_resize:
                     continue  # same path either way

@@ -32,6 +32,7 @@ __all__ = [
     "build_tiny_gate",
     "make_document_image",
     "vllm_server",
+    "serve_app",
 ]
 
 #: The chat template of HuggingFaceTB/SmolVLM-256M-Instruct.
@@ -377,3 +378,31 @@ def vllm_server(
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+@contextlib.contextmanager
+def serve_app(app: Any, *, host: str = "127.0.0.1", startup_timeout: float = 30.0) -> Iterator[str]:
+    """Run an ASGI app (e.g. the proxy from ``create_app``) on uvicorn in a thread, on a free loopback
+    port; yield its base URL; shut it down gracefully (in-flight requests finish) on exit."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the app did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(startup_timeout)

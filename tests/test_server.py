@@ -4,7 +4,6 @@ of misbehaving loopback upstreams."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import socket
 import threading
 import time
@@ -12,12 +11,11 @@ import time
 import httpx
 import openai
 import pytest
-import uvicorn
 
 from resgate_router import Router
 from resgate_router.messages import encode_data_url
 from resgate_router.server import ServerSettings, create_app
-from resgate_router.testing import make_document_image
+from resgate_router.testing import make_document_image, serve_app
 
 from .badimages import png_with_header_size
 from .upstreams import FaultServer
@@ -26,23 +24,8 @@ PAGE = make_document_image(1700, 2200, lines=40, seed=3)
 MODEL = "tiny-smolvlm"
 
 
-@contextlib.contextmanager
 def serve(app):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "proxy did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    return serve_app(app)
 
 
 def chat(image_url, question="What is the total amount?", **extra):
