@@ -363,3 +363,12 @@ def test_pixel_limit_is_enforced_from_the_header(tiny_gate):
     assert (
         Router(tiny_gate, family="idefics3", metrics=False).route(chat(image_part(PAGE))).record["status"] == "routed"
     )
+
+
+def test_fixed_gate_is_a_constant_decision_also_in_continuous_mode():
+    from resgate_router.gate import FixedGate
+
+    for label, target in [(0, 512), (2, "full")]:  # 384 rounds up to idefics3's 512 tile
+        router = Router(FixedGate(label), family="idefics3", mode="continuous", metrics=False)
+        assert router.route(chat(image_part(PAGE))).record["images"][0]["target"] == target
+    assert FixedGate(2).predict(PAGE, "q").expected_resolution == 2200

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import SimpleNamespace
 
-from ..images import ImageInput
-from ..ladder import Ladder
+from ..images import ImageInput, load_image
+from ..ladder import FULL, Ladder
 from .decision import GateDecision
 
 __all__ = ["FixedGate"]
@@ -24,10 +24,19 @@ class FixedGate:
 
     def predict_batch(self, images: Sequence[ImageInput], questions: Sequence[str]) -> list[GateDecision]:
         probabilities = tuple(1.0 if k == self.label else 0.0 for k in range(len(self.ladder)))
-        rung = self.ladder[self.label]
-        expected = float(rung) if rung != "full" else 0.0
+        rung, name = self.ladder[self.label], self.config.class_names[self.label]
+        if rung != FULL:  # no need to look at the image
+            return [GateDecision(self.label, rung, probabilities, float(rung), name) for _ in images]
+        # a full rung's expected resolution is the image's own longest side (continuous mode uses it)
         return [
-            GateDecision(self.label, rung, probabilities, expected, self.config.class_names[self.label]) for _ in images
+            GateDecision(
+                self.label,
+                rung,
+                probabilities,
+                self.ladder.expected_resolution(probabilities, max(load_image(image).size)),
+                name,
+            )
+            for image in images
         ]
 
     def predict(self, image: ImageInput, question: str) -> GateDecision:
