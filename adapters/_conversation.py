@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from ..messages import find_images
 
-__all__ = ["to_hf_conversation", "group_by_kwargs", "max_new_tokens"]
+T = TypeVar("T")
+
+__all__ = ["to_hf_conversation", "run_grouped", "max_new_tokens"]
 
 
 def to_hf_conversation(request: dict[str, Any]) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -33,12 +36,17 @@ def to_hf_conversation(request: dict[str, Any]) -> tuple[list[dict[str, Any]], l
     return messages, images
 
 
-def group_by_kwargs(kwargs_list: list[dict[str, Any]]) -> dict[str, list[int]]:
-    """Indices of requests sharing the same processor kwargs (one engine/processor call each)."""
+def run_grouped(keys: Sequence[Any], run: Callable[[list[int]], Sequence[T]]) -> list[T]:
+    """Call ``run`` once per group of indices whose keys (JSON-able settings: processor kwargs,
+    sampling) are equal, so each group is one engine/processor call; results come back in input order."""
     groups: dict[str, list[int]] = {}
-    for index, kwargs in enumerate(kwargs_list):
-        groups.setdefault(json.dumps(kwargs, sort_keys=True), []).append(index)
-    return groups
+    for index, key in enumerate(keys):
+        groups.setdefault(json.dumps(key, sort_keys=True), []).append(index)
+    results: list[Any] = [None] * len(keys)
+    for indices in groups.values():
+        for index, result in zip(indices, run(indices)):
+            results[index] = result
+    return results
 
 
 def max_new_tokens(request: dict[str, Any], default: int) -> int:

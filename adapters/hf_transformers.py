@@ -7,14 +7,12 @@ sets ``temperature > 0``; ``top_p``, ``top_k``, ``seed`` and ``max_tokens`` pass
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any
 
 from .._extras import require
-from ._conversation import group_by_kwargs, max_new_tokens, to_hf_conversation
+from ._conversation import max_new_tokens, run_grouped, to_hf_conversation
 from .base import Adapter
-from .models import ChatResponse, Usage
+from .models import ChatResponse
 
 __all__ = ["HFAdapter"]
 
@@ -59,15 +57,13 @@ class HFAdapter(Adapter):
         self, requests: list[dict[str, Any]], processor_kwargs: list[dict[str, Any]]
     ) -> list[ChatResponse]:
         """One ``generate`` call per group of requests sharing processor kwargs and sampling settings."""
-        results: list[ChatResponse | None] = [None] * len(requests)
-        keyed = [{"kw": kw, "sampling": self._sampling(r)} for r, kw in zip(requests, processor_kwargs)]
-        for indices in group_by_kwargs(keyed).values():
-            batch = [requests[i] for i in indices]
-            for index, response in zip(
-                indices, self._generate(batch, processor_kwargs[indices[0]], keyed[indices[0]]["sampling"])
-            ):
-                results[index] = response
-        return [r for r in results if r is not None]
+        keys = [{"kw": kw, "sampling": self._sampling(r)} for r, kw in zip(requests, processor_kwargs)]
+        return run_grouped(
+            keys,
+            lambda indices: self._generate(
+                [requests[i] for i in indices], keys[indices[0]]["kw"], keys[indices[0]]["sampling"]
+            ),
+        )
 
     def _sampling(self, request: dict[str, Any]) -> dict[str, Any]:
         temperature = float(request.get("temperature") or 0.0)
@@ -115,17 +111,5 @@ class HFAdapter(Adapter):
             length = next((i + 1 for i, t in enumerate(ids) if t in eos_ids), len(ids))
             finish = "stop" if length < len(ids) or (ids and ids[length - 1] in eos_ids) else "length"
             text = self.processor.tokenizer.decode(ids[:length], skip_special_tokens=True)
-            responses.append(
-                ChatResponse(
-                    id=f"chatcmpl-{uuid.uuid4().hex[:20]}",
-                    created=int(time.time()),
-                    model=self.model_id,
-                    choices=[{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-                    usage=Usage(
-                        prompt_tokens=int(prompt_tokens),
-                        completion_tokens=length,
-                        total_tokens=int(prompt_tokens) + length,
-                    ),
-                )
-            )
+            responses.append(ChatResponse.from_text(self.model_id, text, finish, int(prompt_tokens), length))
         return responses

@@ -40,6 +40,26 @@ class ChatResponse(BaseModel):
     choices: list[dict[str, Any]] = Field(default_factory=list)
     usage: Usage | None = None
 
+    @classmethod
+    def from_text(
+        cls, model: str | None, text: str, finish_reason: str | None, prompt_tokens: int, completion_tokens: int
+    ) -> ChatResponse:
+        """A one-choice completion, as in-process engines produce it."""
+        import time
+        import uuid
+
+        return cls(
+            id=f"chatcmpl-{uuid.uuid4().hex[:20]}",
+            created=int(time.time()),
+            model=model,
+            choices=[{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}],
+            usage=Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            ),
+        )
+
     @property
     def text(self) -> str:
         """The first choice's message content ("" when there is none)."""

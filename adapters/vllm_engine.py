@@ -6,14 +6,12 @@ Requests sharing processor kwargs and sampling settings go to the engine in one 
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any
 
 from ..messages import to_wire
-from ._conversation import group_by_kwargs, max_new_tokens
+from ._conversation import max_new_tokens, run_grouped
 from .base import Adapter
-from .models import ChatResponse, Usage
+from .models import ChatResponse
 from .openai_http import safe_processor_kwargs
 
 __all__ = ["VLLMAdapter"]
@@ -39,15 +37,16 @@ class VLLMAdapter(Adapter):
     def complete_batch(
         self, requests: list[dict[str, Any]], processor_kwargs: list[dict[str, Any]]
     ) -> list[ChatResponse]:
+        """One ``LLM.chat`` call per group of requests sharing processor kwargs and sampling settings."""
         from vllm import SamplingParams
 
-        results: list[ChatResponse | None] = [None] * len(requests)
-        keyed = [
+        keys = [
             {"kw": safe_processor_kwargs(kw), "sampling": self._sampling(r)}
             for r, kw in zip(requests, processor_kwargs)
         ]
-        for indices in group_by_kwargs(keyed).values():
-            first = keyed[indices[0]]
+
+        def run(indices: list[int]) -> list[ChatResponse]:
+            first = keys[indices[0]]
             conversations = [to_wire(requests[i])["messages"] for i in indices]
             outputs = self.llm.chat(
                 conversations,
@@ -55,24 +54,15 @@ class VLLMAdapter(Adapter):
                 use_tqdm=False,
                 mm_processor_kwargs=first["kw"] or None,
             )
-            for index, output in zip(indices, outputs):
-                completion = output.outputs[0]
-                prompt_tokens, completion_tokens = len(output.prompt_token_ids), len(completion.token_ids)
-                results[index] = ChatResponse(
-                    id=f"chatcmpl-{uuid.uuid4().hex[:20]}",
-                    created=int(time.time()),
-                    model=requests[index].get("model"),
-                    choices=[
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": completion.text},
-                            "finish_reason": completion.finish_reason,
-                        }
-                    ],
-                    usage=Usage(
-                        prompt_tokens=prompt_tokens,
-                        completion_tokens=completion_tokens,
-                        total_tokens=prompt_tokens + completion_tokens,
-                    ),
+            return [
+                ChatResponse.from_text(
+                    requests[i].get("model"),
+                    out.outputs[0].text,
+                    out.outputs[0].finish_reason,
+                    len(out.prompt_token_ids),
+                    len(out.outputs[0].token_ids),
                 )
-        return [r for r in results if r is not None]
+                for i, out in zip(indices, outputs)
+            ]
+
+        return run_grouped(keys, run)

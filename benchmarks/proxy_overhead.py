@@ -55,7 +55,7 @@ def main(args: argparse.Namespace) -> dict:
 
     from resgate_router.messages import encode_data_url
     from resgate_router.server import ServerSettings, create_app
-    from resgate_router.server.app import build_router
+    from resgate_router.server.routing import build_router
     from resgate_router.testing import build_tiny_smolvlm, make_document_image, serve_app, vllm_server
 
     page = encode_data_url(make_document_image(640, 480, lines=8, seed=1))

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from .adapters._conversation import run_grouped
 from .messages import to_wire
 from .router import Router
 
@@ -47,19 +48,15 @@ class GatedLLM:
         single = bool(messages) and isinstance(messages[0], dict)
         conversations = [list(messages)] if single else [list(c) for c in messages]
         routed = self.router.route_batch([{"messages": c} for c in conversations])
-        outputs: list[Any] = [None] * len(conversations)
-        groups: dict[str, list[int]] = {}
-        for index, item in enumerate(routed):
-            groups.setdefault(repr(sorted(item.processor_kwargs.items())), []).append(index)
         started = time.perf_counter()
-        for indices in groups.values():
+
+        def run(indices: list[int]) -> list[Any]:  # one engine call per set of processor settings
             merged = {**(mm_processor_kwargs or {}), **routed[indices[0]].processor_kwargs} or None
             params = [sampling_params[i] for i in indices] if isinstance(sampling_params, list) else sampling_params
             batch = [to_wire(routed[i].request)["messages"] for i in indices]
-            for index, output in zip(
-                indices, self.llm.chat(batch, params, *args, mm_processor_kwargs=merged, **kwargs)
-            ):
-                outputs[index] = output
+            return self.llm.chat(batch, params, *args, mm_processor_kwargs=merged, **kwargs)
+
+        outputs = run_grouped([item.processor_kwargs for item in routed], run)
         self._log(routed, started)
         return outputs
 

@@ -8,8 +8,8 @@ Enable it on the server you already run::
 It replaces POST /v1/chat/completions with a handler that gates the request's images, rewrites the
 request (pre-resized images, validated ``mm_processor_kwargs``: a client's own are dropped) and hands
 it to vLLM's own handler, so responses, streaming and errors stay vLLM's. Settings come from
-``RESGATE_*`` variables (gate, ladder, device, mode, on_gate_error, log_path); the family is detected
-from the served model's config. The gate loads while the app is built: a gate that cannot load stops
+``RESGATE_*`` variables (``GateSettings``: the proxy's, without the upstream); the family is
+detected from the served model's config. The gate loads while the app is built: a gate that cannot load stops
 the server at start-up. Our Prometheus metrics land in prometheus_client's default registry, which
 vLLM's /metrics serves.
 """
@@ -23,27 +23,13 @@ from typing import Any
 
 from fastapi import Request  # module level: FastAPI resolves the handler's annotations from here
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["PluginSettings", "ResgateEndpointPlugin"]
+__all__ = ["ResgateEndpointPlugin"]
 
 logger = logging.getLogger(__name__)
 
 CHAT_PATH = "/v1/chat/completions"
 OVERRIDE_HEADER = "x-resgate-resolution"
-
-
-class PluginSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RESGATE_", extra="ignore")
-
-    gate: str | None = None
-    ladder: str | None = None
-    device: str | None = None
-    mode: str = "discrete"
-    on_gate_error: str = "baseline"
-    gate_timeout_s: float | None = None
-    family: str | None = None
-    log_path: str | None = None
 
 
 def _error(message: str, status: int = 400) -> Any:
@@ -63,28 +49,16 @@ class ResgateEndpointPlugin:
         self.router: Any = None
 
     def _build_router(self, model: str | None) -> Any:
-        from .gate import SmolVLMGate
-        from .router import Router
+        from .server.routing import build_router
+        from .server.settings import GateSettings
 
-        settings = PluginSettings()
-        if not settings.gate:
+        settings = GateSettings()
+        if not settings.gate and settings.fixed_class is None:
             raise RuntimeError("resgate plugin: set RESGATE_GATE to a gate directory or Hub id")
         try:
-            gate = SmolVLMGate.from_pretrained(settings.gate, device=settings.device)
+            router = build_router(settings, model=model)
         except Exception as exc:  # any failure to load must stop the server with a clear message
             raise RuntimeError(f"resgate plugin: cannot load gate {settings.gate!r}: {exc}") from exc
-        router = Router(
-            gate,
-            family=settings.family,
-            model=model,
-            ladder=settings.ladder,
-            mode=settings.mode,
-            on_gate_error=settings.on_gate_error,
-            gate_timeout=settings.gate_timeout_s,
-            log=settings.log_path,
-            allow_local_paths=False,
-            on_bad_input="raise",
-        )
         logger.info("resgate plugin: gating %s with %s (family %s)", CHAT_PATH, settings.gate, router.family)
         return router
 

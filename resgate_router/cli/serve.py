@@ -28,7 +28,7 @@ def main(args: argparse.Namespace) -> int:
 
     from ..errors import ConfigError
     from ..server import create_app
-    from ..server.app import build_router
+    from ..server.routing import build_router
     from ..server.settings import load_settings
 
     flags = {k: getattr(args, k) for k in ("upstream", "gate", "family", "model", "ladder", "host", "port", "log_path")}

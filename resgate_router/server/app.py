@@ -26,52 +26,15 @@ from ..messages import has_images
 from ..router import Router
 from .batcher import GateBatcher
 from .errors import error_response
+from .routing import build_router
 from .settings import ServerSettings
 
-__all__ = ["create_app", "build_router"]
+__all__ = ["create_app"]
 
 logger = logging.getLogger(__name__)
 
 _HOP_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "upgrade", "accept-encoding"}
 OVERRIDE_HEADER = "x-resgate-resolution"
-
-
-def build_router(settings: ServerSettings) -> Router:
-    """The router a proxy runs with: loads the gate now, so a bad gate fails start-up, not a request."""
-    from ..gate import FixedGate
-    from ..policies import get_policy
-
-    gate: Any = None
-    if settings.fixed_class is not None:
-        gate = FixedGate(settings.fixed_class, settings.ladder or "card")
-    elif settings.gate:
-        from ..gate import SmolVLMGate
-
-        gate = SmolVLMGate.from_pretrained(settings.gate, device=settings.device)
-    options = {} if settings.pre_resize else {"pre_resize": False}
-    fetcher = None
-    if settings.allow_remote_images:
-        from ..fetch import RemoteImageFetcher
-
-        fetcher = RemoteImageFetcher(
-            timeout=settings.remote_image_timeout_s,
-            max_bytes=settings.remote_image_max_bytes,
-            allow_private=settings.allow_private_networks,
-        )
-    return Router(
-        gate,
-        policy=get_policy(settings.family, settings.model, **options),
-        ladder=settings.ladder,
-        model=settings.model,
-        mode=settings.mode,
-        on_gate_error=settings.on_gate_error,
-        gate_timeout=settings.gate_timeout_s,
-        log=settings.log_path,
-        allow_local_paths=False,
-        on_bad_input="raise",
-        fetch_remote=fetcher,
-        max_pixels=settings.max_image_pixels,
-    )
 
 
 def create_app(settings: ServerSettings, *, router: Router | None = None) -> FastAPI:
@@ -80,7 +43,6 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["router"] = router or build_router(settings)
-        state["router"].policy  # noqa: B018  (family resolved at start-up)
         state["batcher"] = GateBatcher(
             state["router"], max_batch=settings.gate_max_batch, max_wait_ms=settings.gate_max_wait_ms
         )

@@ -1,41 +1,48 @@
-"""Proxy settings: flags > environment (``RESGATE_*``) > a JSON config file > defaults."""
+"""Settings of the proxy and the vLLM plugin: flags > environment (``RESGATE_*``) > a JSON file > defaults."""
 
 from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ServerSettings", "load_settings"]
+__all__ = ["GateSettings", "ServerSettings", "load_settings"]
 
 
-class ServerSettings(BaseSettings):
+class GateSettings(BaseSettings):
+    """How requests are gated and routed: shared by the proxy and the vLLM plugin."""
+
     model_config = SettingsConfigDict(env_prefix="RESGATE_", extra="forbid")
 
-    upstream: str = Field(description="OpenAI-compatible base URL, e.g. http://vllm:8000/v1")
     gate: str | None = Field(default=None, description="gate directory or Hub id (None: route only forced classes)")
+    fixed_class: int | None = Field(default=None, description="constant decision instead of a gate (benchmarks, A/B)")
     family: str | None = None
     model: str | None = Field(default=None, description="downstream model dir or Hub id (processor config, family)")
     ladder: str | None = None
     mode: str = "discrete"
     device: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 8080
     on_gate_error: str = "baseline"
     gate_timeout_s: float | None = None
-    gate_max_batch: int = Field(default=16, ge=1)
-    gate_max_wait_ms: float = Field(default=5.0, ge=0)
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
-    upstream_timeout_s: float = 120.0
-    upstream_retries: int = 2
-    send_processor_kwargs: bool = True
     pre_resize: bool = Field(default=True, description="idefics3: also shrink images (False: processor setting only)")
-    fixed_class: int | None = Field(default=None, description="constant decision instead of a gate (benchmarks, A/B)")
     log_path: str | None = None
     allow_remote_images: bool = Field(default=False, description="fetch http(s) image URLs to gate them")
     allow_private_networks: bool = Field(default=False, description="let remote image URLs reach non-public addresses")
     remote_image_timeout_s: float = 5.0
     remote_image_max_bytes: int = 20 * 1024 * 1024
+
+
+class ServerSettings(GateSettings):
+    """The proxy's settings: the gate's plus the upstream, the listener and the limits."""
+
+    upstream: str = Field(description="OpenAI-compatible base URL, e.g. http://vllm:8000/v1")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    gate_max_batch: int = Field(default=16, ge=1)
+    gate_max_wait_ms: float = Field(default=5.0, ge=0)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    upstream_timeout_s: float = 120.0
+    upstream_retries: int = 2
+    send_processor_kwargs: bool = True
 
 
 def load_settings(config_file: str | None = None, **flags: object) -> ServerSettings:

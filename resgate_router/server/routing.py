@@ -1,0 +1,50 @@
+"""Building the router of a deployment from its settings (the proxy's and the vLLM plugin's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..router import Router
+from .settings import GateSettings
+
+__all__ = ["build_router"]
+
+
+def build_router(settings: GateSettings, *, model: str | None = None) -> Router:
+    """The router a server runs with; the gate loads now, so a bad gate fails start-up, not a request.
+    ``model`` (the served model) is used when the settings name none."""
+    from ..gate import FixedGate
+    from ..policies import get_policy
+
+    model = settings.model or model
+    gate: Any = None
+    if settings.fixed_class is not None:
+        gate = FixedGate(settings.fixed_class, settings.ladder or "card")
+    elif settings.gate:
+        from ..gate import SmolVLMGate
+
+        gate = SmolVLMGate.from_pretrained(settings.gate, device=settings.device)
+    options = {} if settings.pre_resize else {"pre_resize": False}
+    fetcher = None
+    if settings.allow_remote_images:
+        from ..fetch import RemoteImageFetcher
+
+        fetcher = RemoteImageFetcher(
+            timeout=settings.remote_image_timeout_s,
+            max_bytes=settings.remote_image_max_bytes,
+            allow_private=settings.allow_private_networks,
+        )
+    return Router(
+        gate,
+        policy=get_policy(settings.family, model, **options),
+        ladder=settings.ladder,
+        model=model,
+        mode=settings.mode,
+        on_gate_error=settings.on_gate_error,
+        gate_timeout=settings.gate_timeout_s,
+        log=settings.log_path,
+        allow_local_paths=False,
+        on_bad_input="raise",
+        fetch_remote=fetcher,
+        max_pixels=settings.max_image_pixels,
+    )
