@@ -419,7 +419,7 @@ class Router:
         self._finish(record)
 
     def close(self) -> None:
-        """Flush the savings log and stop worker threads."""
+        """Flush the savings log, stop worker threads and close the adapter."""
         if self.log is not None:
             self.log.close()
         if self._gate_pool is not None:

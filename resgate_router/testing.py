@@ -63,8 +63,9 @@ _CORPUS = (
 )
 
 
-def smolvlm_256m_config(*, image_token_id: int = 49190, vocab_size: int = 49280) -> Any:
-    """The ``Idefics3Config`` of HuggingFaceTB/SmolVLM-256M-Instruct (numbers from its config)."""
+def _smolvlm_config(image_token_id: int, vocab_size: int, vision: dict[str, Any], text: dict[str, Any]) -> Any:
+    """SmolVLM's Idefics3 layout (512 px tiles of 16 px patches, pixel shuffle 4 -> 64 tokens per tile,
+    Llama text model) with the given sizes."""
     from transformers import Idefics3Config
 
     return Idefics3Config(
@@ -73,32 +74,37 @@ def smolvlm_256m_config(*, image_token_id: int = 49190, vocab_size: int = 49280)
         pad_token_id=2,
         tie_word_embeddings=False,
         vision_config=dict(
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            patch_size=16,
-            image_size=512,
-            hidden_act="gelu_pytorch_tanh",
-            layer_norm_eps=1e-6,
+            patch_size=16, image_size=512, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6, **vision
         ),
         text_config=dict(
             model_type="llama",
             vocab_size=vocab_size,
+            hidden_act="silu",
+            rms_norm_eps=1e-5,
+            rope_theta=100000.0,
+            tie_word_embeddings=False,
+            pad_token_id=2,
+            bos_token_id=1,
+            eos_token_id=2,
+            **text,
+        ),
+    )
+
+
+def smolvlm_256m_config(*, image_token_id: int = 49190, vocab_size: int = 49280) -> Any:
+    """The ``Idefics3Config`` of HuggingFaceTB/SmolVLM-256M-Instruct (numbers from its config)."""
+    return _smolvlm_config(
+        image_token_id,
+        vocab_size,
+        vision=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12),
+        text=dict(
             hidden_size=576,
             intermediate_size=1536,
             num_hidden_layers=30,
             num_attention_heads=9,
             num_key_value_heads=3,
             head_dim=64,
-            hidden_act="silu",
-            rms_norm_eps=1e-5,
-            rope_theta=100000.0,
             max_position_embeddings=8192,
-            tie_word_embeddings=False,
-            pad_token_id=2,
-            bos_token_id=1,
-            eos_token_id=2,
         ),
     )
 
@@ -106,44 +112,20 @@ def smolvlm_256m_config(*, image_token_id: int = 49190, vocab_size: int = 49280)
 def tiny_smolvlm_config(
     *, image_token_id: int, vocab_size: int, num_text_layers: int = 4, text_hidden: int = 64
 ) -> Any:
-    """A tiny Idefics3 config with SmolVLM's tiling (512 px tiles, 64 tokens each).
-
-    The text head_dim is 32 so that vLLM's CPU attention accepts the model.
-    """
-    from transformers import Idefics3Config
-
-    return Idefics3Config(
-        image_token_id=image_token_id,
-        scale_factor=4,
-        pad_token_id=2,
-        tie_word_embeddings=False,
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            patch_size=16,
-            image_size=512,
-            hidden_act="gelu_pytorch_tanh",
-            layer_norm_eps=1e-6,
-        ),
-        text_config=dict(
-            model_type="llama",
-            vocab_size=vocab_size,
+    """A tiny config with SmolVLM's tiling (512 px tiles, 64 tokens each). The text head_dim is 32
+    so that vLLM's CPU attention accepts the model."""
+    return _smolvlm_config(
+        image_token_id,
+        vocab_size,
+        vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
+        text=dict(
             hidden_size=text_hidden,
             intermediate_size=2 * text_hidden,
             num_hidden_layers=num_text_layers,
             num_attention_heads=text_hidden // 32,
             num_key_value_heads=1,
             head_dim=32,
-            hidden_act="silu",
-            rms_norm_eps=1e-5,
-            rope_theta=100000.0,
             max_position_embeddings=4096,
-            tie_word_embeddings=False,
-            pad_token_id=2,
-            bos_token_id=1,
-            eos_token_id=2,
         ),
     )
 
