@@ -96,4 +96,4 @@ class GatedLLM:
         elapsed = round((time.perf_counter() - started) * 1000, 3)
         for item in routed:
             item.record["downstream_ms"] = elapsed  # one engine call (or a few) for the whole batch
-            self.router._finish(item.record)
+            self.router.log_record(item.record)

@@ -352,7 +352,9 @@ class Router:
             "error": None,
         }
 
-    def _finish(self, record: dict[str, Any]) -> None:
+    def log_record(self, record: dict[str, Any]) -> None:
+        """Count and log a finished request (stats, metrics, savings log): for callers that forward
+        a routed request themselves (proxy, plugin, wrap, GatedLLM)."""
         self.stats.observe(record)
         if self.metrics is not None:
             self.metrics.observe(record)
@@ -371,10 +373,10 @@ class Router:
             started = time.perf_counter()
             response = self.adapter.complete(routed.request, processor_kwargs=routed.processor_kwargs)
         except Exception as exc:  # recorded, then re-raised unchanged: the error is the caller's
-            self._fail(record, exc, started)
+            self.log_failure(record, exc, started)
             raise
         routed.record["downstream_ms"] = _ms(started)
-        self._finish(routed.record)
+        self.log_record(routed.record)
         return RouterResponse(response, routed.record)
 
     def stream(self, request: dict[str, Any], *, override: Any = None) -> Iterator[Any]:
@@ -389,9 +391,9 @@ class Router:
                     record["downstream_ms"] = _ms(started)  # time to first chunk
                 yield chunk
         except Exception as exc:  # recorded, then re-raised unchanged
-            self._fail(record, exc, started)
+            self.log_failure(record, exc, started)
             raise
-        self._finish(record)
+        self.log_record(record)
 
     async def acomplete(self, request: dict[str, Any], *, override: Any = None) -> RouterResponse:
         """The async path: the gate runs in a worker thread, the adapter's ``acomplete`` is awaited."""
@@ -402,10 +404,10 @@ class Router:
             started = time.perf_counter()
             response = await self.adapter.acomplete(routed.request, processor_kwargs=routed.processor_kwargs)
         except Exception as exc:  # recorded, then re-raised unchanged
-            self._fail(record, exc, started)
+            self.log_failure(record, exc, started)
             raise
         record["downstream_ms"] = _ms(started)
-        self._finish(record)
+        self.log_record(record)
         return RouterResponse(response, record)
 
     def wrap(self, client: Any, *, send_processor_kwargs: bool = True) -> Any:
@@ -414,9 +416,10 @@ class Router:
 
         return wrap(self, client, send_processor_kwargs=send_processor_kwargs)
 
-    def _fail(self, record: dict[str, Any], exc: BaseException, started: float | None) -> None:
+    def log_failure(self, record: dict[str, Any], exc: BaseException, started: float | None) -> None:
+        """Mark a request failed (error class, downstream time so far) and log it."""
         record.update(status="error", error=type(exc).__name__, downstream_ms=started and _ms(started))
-        self._finish(record)
+        self.log_record(record)
 
     def close(self) -> None:
         """Flush the savings log, stop worker threads and close the adapter."""

@@ -98,7 +98,7 @@ class ResgateEndpointPlugin:
             started = time.perf_counter()
             response = await original(chat_request, raw_request)
             routed.record["downstream_ms"] = round((time.perf_counter() - started) * 1000, 3)
-            router._finish(routed.record)
+            router.log_record(routed.record)
             return response
 
     async def init_state(self, engine_client: Any, state: Any, args: Any) -> None:

@@ -26,8 +26,8 @@ def _prepare(router: Router, kwargs: dict[str, Any], send_kwargs: bool) -> tuple
     extra_body = dict(kwargs.get("extra_body") or {})
     override = extra_body.pop("resgate", None)
     extra_body.pop("mm_processor_kwargs", None)  # never forward a caller's own processor kwargs
-    record = router._new_record({"model": kwargs.get("model")})
-    routed = router._route({"model": kwargs.get("model"), "messages": kwargs["messages"]}, override, record)
+    routed = router.route({"model": kwargs.get("model"), "messages": kwargs["messages"]}, override=override)
+    record = routed.record
     out = {**kwargs, "messages": routed.request["messages"]}
     if send_kwargs and routed.processor_kwargs:
         from .adapters.openai_http import safe_processor_kwargs
@@ -47,10 +47,10 @@ def _recorded(router: Router, record: dict[str, Any]) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        router._fail(record, exc, started)
+        router.log_failure(record, exc, started)
         raise
     record["downstream_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    router._finish(record)
+    router.log_record(record)
 
 
 class _Completions:

@@ -106,9 +106,9 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
         try:
             upstream = await adapter.araw(routed.request, processor_kwargs=routed.processor_kwargs, headers=auth)
         except ResgateError as exc:
-            router._fail(routed.record, exc, None)
+            router.log_failure(routed.record, exc, None)
             raise
-        router._finish(routed.record)
+        router.log_record(routed.record)
         headers = {"x-resgate-saved-tokens": str(routed.record["saved_tokens"])}
         return Response(upstream.content, media_type="application/json", headers=headers)
 
@@ -158,8 +158,8 @@ async def _sse(router: Router, adapter: AsyncOpenAIAdapter, routed: Any, auth: d
         async for chunk in adapter.astream(routed.request, processor_kwargs=routed.processor_kwargs, headers=auth):
             yield f"data: {json.dumps(chunk)}\n\n".encode()
     except ResgateError as exc:
-        router._fail(record, exc, None)
+        router.log_failure(record, exc, None)
         yield f"data: {json.dumps({'error': {'message': str(exc), 'type': type(exc).__name__}})}\n\n".encode()
         return
     yield b"data: [DONE]\n\n"
-    router._finish(record)
+    router.log_record(record)
