@@ -15,7 +15,15 @@ from typing import Any
 
 from ..errors import AdapterNotFoundError
 
-__all__ = ["Adapter", "AsyncAdapter", "CallableAdapter", "ENTRY_POINT_GROUP", "get_adapter_class", "available_adapters"]
+__all__ = [
+    "Adapter",
+    "AsyncAdapter",
+    "CallableAdapter",
+    "ENTRY_POINT_GROUP",
+    "get_adapter_class",
+    "available_adapters",
+    "build_adapters",
+]
 
 ENTRY_POINT_GROUP = "resgate_router.adapters"
 
@@ -74,3 +82,15 @@ def get_adapter_class(name: str) -> type:
         if ep.name == name:
             return ep.load()
     raise AdapterNotFoundError(f"no adapter named {name!r}; available: {available_adapters()}", adapter=name)
+
+
+def build_adapters(spec: str, **options: Any) -> list[Any]:
+    """Adapters from a command-line spec ``NAME[:ARG]``: ``ocr``, ``hf:MODEL_DIR``, ``vllm:MODEL_DIR``,
+    ``openai:URL[,URL...]`` (one adapter per upstream, for round-robin). ``ARG`` is the adapter's
+    first argument; ``options`` its keyword arguments."""
+    name, _, arg = spec.partition(":")
+    cls = get_adapter_class(name.strip())
+    if not arg:
+        return [cls(**options)]
+    args = [a.strip() for a in arg.split(",") if a.strip()] if name.startswith("openai") else [arg]
+    return [cls(a, **options) for a in args]

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 
 from ..errors import ResgateError
-from . import demo, route, serve
+from . import bench, demo, evaluate, label, route, serve, train
 
 __all__ = ["main", "build_parser"]
 
-_COMMANDS = {"route": route, "demo": demo, "serve": serve}
+_COMMANDS = {
+    "route": route,
+    "demo": demo,
+    "serve": serve,
+    "label": label,
+    "bench": bench,
+    "train": train,
+    "evaluate": evaluate,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["resgate", *argv])  # recorded with results
     try:
         return int(args.run(args) or 0)
     except ResgateError as exc:

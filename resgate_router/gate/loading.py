@@ -1,0 +1,52 @@
+"""``load_gate``: one entry point for every kind of gate a user can name (router, proxy, plugin,
+bench). A gate directory says which kind it is in ``config.json`` (``gate_type``; a directory
+without it is the MLP gate of CARES); ``legibility`` names the zero-parameter baseline."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..ladder import Ladder
+
+__all__ = ["load_gate", "gate_type", "GATE_TYPES"]
+
+
+def _mlp(path: str, **kwargs: Any) -> Any:
+    from . import SmolVLMGate
+
+    return SmolVLMGate.from_pretrained(path, **kwargs)
+
+
+#: ``gate_type`` in a gate directory's config.json -> loader(path, **kwargs)
+GATE_TYPES: dict[str, Callable[..., Any]] = {"mlp": _mlp}
+
+
+def gate_type(path: str | Path) -> str:
+    """The kind of gate stored at ``path`` (``mlp`` when the config does not say, or for Hub ids)."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return "mlp"
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{config}: not a readable JSON gate config ({exc})") from exc
+    return str(data.get("gate_type", "mlp"))
+
+
+def load_gate(spec: str | Path, *, ladder: str | Ladder | None = None, **kwargs: Any) -> Any:
+    """A gate from a directory or Hub id (any kind), or ``legibility``. ``kwargs`` go to the loader
+    (``device``, ``dtype``, ``profile`` ... for the MLP gate)."""
+    if str(spec) == "legibility":
+        from .legibility import LegibilityGate
+
+        return LegibilityGate(ladder=ladder or "card")
+    kind = gate_type(spec)
+    if kind not in GATE_TYPES:
+        raise ConfigError(f"{spec}: unknown gate_type {kind!r}; known: {sorted(GATE_TYPES)}")
+    if ladder is not None:
+        kwargs["ladder"] = ladder
+    return GATE_TYPES[kind](str(spec), **kwargs)

@@ -1,0 +1,214 @@
+"""Run a downstream on every sample at every resolution, once: the work behind ``resgate label`` and
+``resgate bench``.
+
+Each finished (sample, resolution, model) run is appended to a JSONL :class:`RunStore` as soon as it
+ends, so an interrupted sweep loses nothing it finished and a rerun (or a benchmark with one more
+gate) only runs what is missing. Requests are built and resized by the :class:`~resgate_router.Router`
+with the class forced, exactly as in serving. HTTP adapters run ``concurrency`` requests at a time,
+spread round-robin over several upstreams (e.g. vLLM replicas).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from .datasets import Sample
+from .errors import ConfigError, ResgateError
+from .ladder import FULL, Ladder, Rung
+from .policies import FamilyPolicy
+from .router import Router
+
+__all__ = ["RunStore", "Sweep", "rung_key", "answer_text"]
+
+logger = logging.getLogger(__name__)
+
+
+def rung_key(rung: Rung) -> str:
+    """How a resolution is written in stores and reports: ``"384"`` or ``"full"``."""
+    return FULL if rung == FULL else str(int(rung))
+
+
+def answer_text(response: Any) -> str:
+    """The first choice's message text of a chat completion (a model or a plain dict)."""
+    data = response.model_dump() if hasattr(response, "model_dump") else response
+    try:
+        content = data["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise ResgateError(f"the downstream's response has no message text: {str(data)[:200]}") from None
+    if isinstance(content, list):  # content parts
+        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content or ""
+
+
+class RunStore:
+    """Append-only JSONL of finished runs keyed by (sample id, resolution, model). A torn last line
+    (a killed process) is skipped on load; failed runs are not stored, so a rerun retries them."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._runs: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self.skipped_lines = 0
+        if self.path.exists():
+            self._load()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _load(self) -> None:
+        with self.path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                try:
+                    run = json.loads(line)
+                    self._runs[(run["id"], run["resolution"], run["model"])] = run
+                except (ValueError, KeyError, TypeError):
+                    self.skipped_lines += 1
+                    logger.warning("%s:%d: unreadable run record skipped (an interrupted write?)", self.path, number)
+
+    def get(self, sample_id: str, resolution: str, model: str) -> dict[str, Any] | None:
+        return self._runs.get((sample_id, resolution, model))
+
+    def add(self, run: dict[str, Any]) -> None:
+        line = json.dumps(run, ensure_ascii=False) + "\n"
+        with self._lock:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+            self._runs[(run["id"], run["resolution"], run["model"])] = run
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+
+class Sweep:
+    """``adapters``: one per upstream (round-robin); ``model``: the name runs are cached under (change
+    it when the downstream changes); ``policy``: how a resolution becomes a request (and its cost)."""
+
+    def __init__(
+        self,
+        adapters: Sequence[Any],
+        store: RunStore,
+        *,
+        model: str,
+        policy: FamilyPolicy,
+        concurrency: int = 1,
+        max_tokens: int = 64,
+        served_model: str | None = None,
+        stream: bool = False,
+        progress: bool = True,
+    ) -> None:
+        if not adapters:
+            raise ConfigError("a sweep needs at least one adapter")
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+        self.adapters, self.store, self.model, self.policy = list(adapters), store, model, policy
+        self.concurrency, self.max_tokens, self.served_model = concurrency, max_tokens, served_model
+        self.stream, self.progress = stream, progress
+        self.calls = 0  # downstream calls made by this sweep (cache hits make none)
+        self.failures: list[dict[str, Any]] = []
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def run(self, samples: Iterable[Sample], resolutions: Sequence[Rung], *, desc: str = "downstream") -> None:
+        """Run every (sample, resolution) pair not yet in the store."""
+        ladder = Ladder(tuple(_ordered(resolutions)))
+        router = Router(policy=self.policy, ladder=ladder, metrics=False, on_bad_input="raise", on_gate_error="raise")
+        todo = [
+            (sample, k)
+            for sample in samples
+            for k, rung in enumerate(ladder.rungs)
+            if self.store.get(sample.id, rung_key(rung), self.model) is None
+        ]
+        bar = _progress(len(todo), desc, self.progress)
+        try:
+            if self.concurrency == 1:
+                for sample, k in todo:
+                    self._one(router, sample, k)
+                    bar.update(1)
+            else:
+                with ThreadPoolExecutor(self.concurrency, thread_name_prefix="resgate-sweep") as pool:
+                    futures = [pool.submit(self._one, router, sample, k) for sample, k in todo]
+                    for future in as_completed(futures):
+                        future.result()
+                        bar.update(1)
+        finally:
+            bar.close()
+        if self.failures:
+            logger.warning(
+                "%d downstream runs failed (rerun to retry them); first: %s", len(self.failures), self.failures[0]
+            )
+
+    def _adapter(self) -> Any:
+        with self._lock:
+            adapter = self.adapters[self._next % len(self.adapters)]
+            self._next += 1
+            self.calls += 1
+        return adapter
+
+    def _one(self, router: Router, sample: Sample, k: int) -> None:
+        rung = router.ladder[k]
+        run: dict[str, Any] = {"id": sample.id, "resolution": rung_key(rung), "model": self.model}
+        image = str(sample.image) if isinstance(sample.image, Path) else sample.image
+        request: dict[str, Any] = {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "image", "image": image}, {"type": "text", "text": sample.question}],
+                }
+            ],
+            "max_tokens": self.max_tokens,
+            "temperature": 0.0,
+        }
+        if self.served_model:
+            request["model"] = self.served_model
+        try:
+            routed = router.route(request, override=k)
+            image = routed.record["images"][0]
+            run.update(visual_tokens=routed.record["routed_tokens"], sent=image["sent"], native=image["native"])
+            adapter = self._adapter()
+            started = time.perf_counter()
+            if self.stream:
+                text, ttft = _streamed(adapter, routed, started)
+                run["ttft_ms"] = ttft
+            else:
+                response = adapter.complete(routed.request, processor_kwargs=routed.processor_kwargs)
+                text = answer_text(response)
+                usage = getattr(response, "usage", None)
+                if usage is not None:
+                    run["prompt_tokens"] = usage.prompt_tokens
+            run["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+            run["answer"] = text
+        except Exception as exc:  # one failed run must not end a sweep of thousands: reported, retried on rerun
+            run["error"] = f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                self.failures.append(run)
+            return
+        self.store.add(run)
+
+
+def _streamed(adapter: Any, routed: Any, started: float) -> tuple[str, float | None]:
+    parts, ttft = [], None
+    for chunk in adapter.stream(routed.request, processor_kwargs=routed.processor_kwargs):
+        data = chunk.model_dump() if hasattr(chunk, "model_dump") else chunk
+        for choice in data.get("choices") or []:
+            piece = (choice.get("delta") or {}).get("content")
+            if piece:
+                if ttft is None:
+                    ttft = round((time.perf_counter() - started) * 1000, 2)
+                parts.append(piece)
+    return "".join(parts), ttft
+
+
+def _ordered(resolutions: Sequence[Rung]) -> list[Rung]:
+    numeric = sorted({int(r) for r in resolutions if r != FULL})
+    return numeric + ([FULL] if FULL in resolutions else [])
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="run", disable=not enabled or total == 0, dynamic_ncols=True)
