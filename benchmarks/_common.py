@@ -34,6 +34,7 @@ def environment(device: str) -> dict[str, Any]:
     name = torch.cuda.get_device_name(0) if device.startswith("cuda") else (platform.processor() or platform.machine())
     return {
         "git_sha": git_sha(),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "device": device,
         "device_name": name,
         "torch": torch.__version__,

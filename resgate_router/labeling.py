@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ def label_samples(
         scores = [score(metric, run["answer"], sample.answers) for run in runs]
         label = assign_label(scores, tau, delta)
         counts[label] += 1
-        row = Sample(sample.id, sample.image, sample.question, sample.answers, label, dict(sample.meta))
+        row = Sample(sample.id, _image_path(sample, out), sample.question, sample.answers, label, dict(sample.meta))
         row.meta["runs"] = {
             rung_key(r): {"answer": run["answer"], "score": round(s, 4), "visual_tokens": run.get("visual_tokens")}
             for r, run, s in zip(ladder.rungs, runs, scores)
@@ -76,3 +77,15 @@ def label_samples(
         "failures": len(sweep.failures),
         "out": str(out),
     }
+
+
+def _image_path(sample: Sample, out: Path) -> Path:
+    """A path for the labels file: decoded images (Hugging Face datasets) are saved next to it."""
+    if isinstance(sample.image, (str, Path)):
+        return Path(sample.image)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", sample.id)
+    path = out.with_name(out.name + ".images") / f"{name}.png"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sample.image.save(path)
+    return path

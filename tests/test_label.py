@@ -130,3 +130,27 @@ def test_label_errors_are_clear(documents: Path, tmp_path: Path, capsys) -> None
     assert "no such data file" in capsys.readouterr().err
     assert _label(documents, tmp_path / "x.jsonl", "--adapter", "nope") == 2
     assert "no adapter named 'nope'" in capsys.readouterr().err
+
+
+def test_label_a_hugging_face_dataset_saves_its_images(tmp_path: Path) -> None:
+    """Decoded images (datasets' Image feature) get files next to the labels, so the labels file is
+    training data like any other."""
+    import datasets
+
+    from resgate_router.datasets import load_samples
+    from resgate_router.testing import make_document_image
+
+    features = datasets.Features(
+        {"image": datasets.Image(), "question": datasets.Value("string"), "answers": [datasets.Value("string")]}
+    )
+    page = make_document_image(600, 800)
+    data = datasets.Dataset.from_dict(
+        {"image": [page, page], "question": ["What is the total?", "Who signed?"], "answers": [["x"], ["y"]]},
+        features=features,
+    )
+    data.save_to_disk(str(tmp_path / "ds"))
+    out = tmp_path / "labels.jsonl"
+    assert _label(tmp_path / "ds", out, "--ladder", "384,512") == 0
+    samples = load_samples(out, require_label=True).samples
+    assert [s.id for s in samples] == ["0", "1"] and all(s.image.is_file() for s in samples)
+    assert samples[0].image.parent.name == "labels.jsonl.images"

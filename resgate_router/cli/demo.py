@@ -1,79 +1,38 @@
 """``resgate demo``: the offline end-to-end run, with nothing downloaded.
 
-Builds a tiny random-weight SmolVLM backbone and gates (``resgate_router.testing``), renders
-synthetic document pages, and sends OpenAI-style chat requests through the router to the tiny model
-running in this process (``HFAdapter``): gate -> resize / processor settings -> downstream -> savings
-log. The decisions of a random head carry no meaning; the run shows the whole path working, what it
-costs, and that the downstream's own prompt-token counts match the router's accounting.
+Generates synthetic documents (invoices, forms, receipts, tables with mixed text sizes and known
+answers), then benchmarks the zero-parameter ``legibility`` gate against a fixed-resolution baseline,
+the downstream's native processing and the oracle, with the offline OCR reader as the downstream
+(an OCR reader, not a VLM: it measures whether the answer is legible at the resolution sent). Prints
+the table and the path of the score-vs-cost plot. The answers are cached under ``--dir``: a second
+run only re-runs the gates.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
-HELP = "Offline demo: build a tiny gate and model locally and route synthetic documents end to end."
-
-_QUESTIONS = ["What is the invoice number in the heading?", "What is the total amount due?", "Who signed the form?"]
+HELP = "Offline demo: synthetic documents, legibility gate vs a fixed resolution, OCR reader; table + plot."
 
 
 def add_cli_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--dir", default=".cache/resgate-demo", help="where the tiny gate is built (reused when present)"
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON routing record per request")
+    parser.add_argument("--dir", default=".cache/resgate-demo", help="where documents and results go")
+    parser.add_argument("--docs", type=int, default=12, help="synthetic pages to generate")
+    parser.add_argument("--baseline", default="fixed:768", help="the fixed-resolution baseline (fixed:N)")
+    parser.add_argument("--ladder", default="384,512,768,full", help="rungs the legibility gate chooses from")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true")
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..adapters.hf_transformers import HFAdapter
-    from ..gate import SmolVLMGate
-    from ..messages import encode_data_url
-    from ..router import Router
-    from ..testing import build_tiny_gate, make_document_image
+    from .. import cli
+    from ..synthetic import generate_documents
 
     root = Path(args.dir)
-    backbone = root / "gate" / "backbone"
-    if not (root / "gate" / "config.json").is_file():
-        print(f"building a tiny random-weight SmolVLM backbone and gates in {root} ...")
-        build_tiny_gate(root / "gate")
-        build_tiny_gate(root / "gate-cares", backbone=backbone, profile="cares")
-    pages = [
-        make_document_image(850, 1100, seed=0),
-        make_document_image(1700, 2200, lines=60, seed=1),
-        make_document_image(600, 300, lines=6, seed=2),
-    ]
-    downstream = HFAdapter(backbone, device="cpu", max_new_tokens=8)
-    for name in ("gate", "gate-cares"):
-        gate = SmolVLMGate.from_pretrained(root / name, device="cpu")
-        router = Router(gate, downstream, family="idefics3", model=backbone, log=root / "savings.jsonl", metrics=False)
-        print(f"\n{gate}")
-        for page, question in zip(pages, _QUESTIONS):
-            content = [
-                {"type": "image_url", "image_url": {"url": encode_data_url(page)}},
-                {"type": "text", "text": question},
-            ]
-            request = {"model": "tiny-smolvlm", "messages": [{"role": "user", "content": content}], "max_tokens": 8}
-            started = time.perf_counter()
-            result = router.complete(request)
-            record, usage = result.record, result.response.usage
-            if args.json:
-                print(json.dumps(record))
-                continue
-            image = record["images"][0]
-            print(
-                f"  {page.width}x{page.height} {question!r}\n"
-                f"    class {image['class']} ({image['class_name']}, p={image['confidence']:.2f}) "
-                f"-> {image['target']}: "
-                f"visual tokens {record['routed_tokens']} vs {record['baseline_tokens']} baseline "
-                f"({record['saved_tokens']} saved); downstream prompt {usage.prompt_tokens} tokens; "
-                f"gate {record['gate_ms']:.0f} ms, downstream {record['downstream_ms']:.0f} ms, "
-                f"total {(time.perf_counter() - started) * 1000:.0f} ms"
-            )
-        router.close()
-        print(f"  summary: {router.stats}")
-    print(f"\nsavings log: {root / 'savings.jsonl'}")
-    print("(random weights: decisions and answers are not meaningful;")
-    print(" train a head with your own labels, or load a real gate)")
-    return 0
+    data = generate_documents(root / "documents", n=args.docs, seed=args.seed)
+    print(f"generated {args.docs} synthetic pages with questions: {data}")
+    bench = ["bench", "--data", str(data), "--adapter", "ocr", "--metric", "contains", "--extra-metric", "anls-lines"]
+    bench += ["--ladder", args.ladder, "--gates", f"{args.baseline},legibility,native,oracle"]
+    bench += ["--out", str(root / "results")] + (["--no-progress"] if args.no_progress else [])
+    return cli.main(bench)
