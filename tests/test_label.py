@@ -154,3 +154,34 @@ def test_label_a_hugging_face_dataset_saves_its_images(tmp_path: Path) -> None:
     samples = load_samples(out, require_label=True).samples
     assert [s.id for s in samples] == ["0", "1"] and all(s.image.is_file() for s in samples)
     assert samples[0].image.parent.name == "labels.jsonl.images"
+
+
+def test_label_then_train_then_route_and_bench_with_the_new_gate(
+    documents: Path, clean_run, tiny_backbone: Path, tmp_path: Path, capsys
+) -> None:
+    """Issue 6 end to end: labels from the real OCR reader -> a head trained on the tiny backbone ->
+    the gate reloads, predicts on the ladder it was labeled on, and benchmarks like any other gate."""
+    from resgate_router.gate import SmolVLMGate
+    from resgate_router.gate.loading import load_gate
+
+    labels, _ = clean_run
+    gate_dir = tmp_path / "gate"
+    args = ["train", "--data", str(labels), "--backbone", str(tiny_backbone), "--out", str(gate_dir)]
+    args += [*LADDER, "--epochs", "2", "--val-frac", "0.3", "--cache-dir", str(tmp_path / "features")]
+    assert main(args) == 0
+    metrics = json.loads((gate_dir / "metrics.json").read_text())
+    assert metrics["split"]["train"] + metrics["split"]["val"] == len(labels.read_text().splitlines())
+    assert metrics["class_counts"]["all"] == [
+        sum(json.loads(line)["label"] == k for line in labels.read_text().splitlines()) for k in range(3)
+    ]
+    gate = load_gate(gate_dir)
+    assert isinstance(gate, SmolVLMGate) and gate.ladder.to_list() == [384, 768, 1024]
+    first = json.loads(labels.read_text().splitlines()[0])
+    decision = gate.predict(str(labels.parent / first["image"]), first["question"])
+    assert decision.resolution in (384, 768, 1024) and abs(sum(decision.probabilities) - 1) < 1e-5
+    out = tmp_path / "bench"
+    bench = ["bench", "--data", str(documents), "--adapter", "ocr", "--metric", "contains", *LADDER]
+    bench += ["--gates", f"fixed:384,oracle,{gate_dir}", "--out", str(out), "--no-progress"]
+    assert main(bench) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["gates"][str(gate_dir)]["per_class_accuracy"]) == {"384", "768", "1024"}
