@@ -21,8 +21,18 @@ def _mlp(path: str, **kwargs: Any) -> Any:
     return SmolVLMGate.from_pretrained(path, **kwargs)
 
 
+def _onnx(path: str, **kwargs: Any) -> Any:
+    from .onnx import OnnxGate
+
+    return OnnxGate.from_pretrained(path, **kwargs)
+
+
 #: ``gate_type`` in a gate directory's config.json -> loader(path, **kwargs)
-GATE_TYPES: dict[str, Callable[..., Any]] = {"mlp": _mlp}
+GATE_TYPES: dict[str, Callable[..., Any]] = {
+    "mlp": _mlp,
+    "smolvlm-mlp": _mlp,  # ResGateConfig's
+    "onnx": _onnx,  # written by ``resgate export``
+}
 
 
 def gate_type(path: str | Path) -> str:
