@@ -5,22 +5,31 @@ Variants, each timed per request end to end (image preprocessing + model + pooli
                     ``cares`` profile (17 tiles on SmolVLM-256M)
   fast-cares        SmolVLMGate fast path (cut after the feature layer), ``cares`` profile
   fast-single-tile  SmolVLMGate fast path, ``single-tile`` profile (one 512 tile)
+  onnx-fp32         OnnxGate (``resgate export`` of that single-tile gate) on ONNX Runtime, fp32
+  onnx-int8         the same, dynamically quantized to int8
 Each request is timed in two parts, preprocessing (PIL + processor, on the CPU) and model (backbone,
 pooling, head, on --device); the total is their sum. Rounds interleave the variants so machine noise
-hits all alike; medians and ratios vs reference.
+hits all alike; medians and ratios vs reference (and vs fast-single-tile). ``--peak-rss`` also runs
+each of fast-single-tile / onnx-* alone in a fresh process (load + predictions; the ONNX ones with
+torch imports blocked) and records its peak resident memory.
 
     python -m benchmarks.gate_latency                      # CPU, fp32, batch 1
+    python -m benchmarks.gate_latency --variants fast-single-tile,onnx-fp32,onnx-int8 --peak-rss
     python -m benchmarks.gate_latency --device cuda --dtype bfloat16 --batch-sizes 1,16
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from ._common import environment, full_size_backbone, median, run_cli, time_ms, write_json
+from ._common import CACHE, environment, full_size_backbone, median, run_cli, time_ms, write_json
 
-VARIANTS = ("reference", "fast-cares", "fast-single-tile")
+VARIANTS = ("reference", "fast-cares", "fast-single-tile", "onnx-fp32", "onnx-int8")
 QUESTION = "What is the total amount due on this invoice?"
 
 
@@ -32,6 +41,9 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--backbone", default=None, help="backbone dir (default: build the random full-size one)")
+    parser.add_argument("--onnx-dir", default=None, help="exported gate (default: export --backbone's once, cached)")
+    parser.add_argument("--peak-rss", action="store_true", help="peak RSS of each gate alone in a fresh process")
+    parser.add_argument("--rss-runs", type=int, default=3, help="predictions per --peak-rss process")
     parser.add_argument("--output-json", default=None)
 
 
@@ -87,6 +99,114 @@ def _fast_runner(backbone, device, dtype, profile) -> Runner:
     return gate.prepare, run
 
 
+def _exported(backbone) -> tuple[Path, Path]:
+    """(gate dir, ONNX dir): a single-tile gate (random head) on ``backbone`` and its export with the
+    int8 copy, built once and cached."""
+    gate_dir = CACHE / f"gate-{Path(backbone).name}-single-tile"
+    onnx_dir = CACHE / f"onnx-{Path(backbone).name}-single-tile"
+    if not (onnx_dir / "model.int8.onnx").is_file():
+        import torch
+
+        from resgate_router.gate import SmolVLMGate
+        from resgate_router.gate.export import export_gate
+
+        print(f"exporting the single-tile gate on {backbone} to {onnx_dir} ...", flush=True)
+        torch.manual_seed(0)
+        SmolVLMGate.from_backbone(backbone, profile="single-tile").save_pretrained(gate_dir)
+        checks = export_gate(gate_dir, onnx_dir, int8=True, check_samples=8)["checks"]
+        print(json.dumps(checks), flush=True)
+    return gate_dir, onnx_dir
+
+
+def _onnx_runner(onnx_dir, precision) -> Runner:
+    from resgate_router.gate.onnx import OnnxGate
+
+    gate = OnnxGate.from_pretrained(onnx_dir, precision=precision, batch_size=64)
+    return gate.prepare, lambda inputs: gate.session.run(["logits"], inputs)[0]
+
+
+def _onnx_versions(variants: list[str]) -> dict:
+    if not any(v.startswith("onnx") for v in variants):
+        return {}
+    import onnxruntime
+
+    return {"onnxruntime": onnxruntime.__version__}
+
+
+_PROBE = """
+import importlib.abc, json, sys
+if sys.argv[1] != "fast-single-tile":  # the ONNX gate must not need torch: block it
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"torch", "transformers"}:
+                raise ImportError(f"blocked: {name}")
+    sys.meta_path.insert(0, Block())
+from benchmarks.gate_latency import probe
+print(json.dumps(probe(sys.argv[1], sys.argv[2], int(sys.argv[3]))))
+"""
+
+
+def probe(variant: str, path: str, runs: int) -> dict:
+    """Run in a fresh process: load one gate, predict ``runs`` times, report peak RSS (MiB)."""
+    import time
+
+    from resgate_router.testing import make_document_image
+
+    started = time.perf_counter()
+    if variant == "fast-single-tile":
+        from resgate_router.gate import SmolVLMGate
+
+        gate = SmolVLMGate.from_pretrained(path, device="cpu", dtype="float32")
+    else:
+        from resgate_router.gate.onnx import OnnxGate
+
+        gate = OnnxGate.from_pretrained(path, precision=variant.removeprefix("onnx-"))
+    load_s = time.perf_counter() - started
+    image, times = make_document_image(1700, 2200, lines=60, seed=1), []
+    for _ in range(runs):
+        started = time.perf_counter()
+        gate.predict(image, QUESTION)
+        times.append((time.perf_counter() - started) * 1000)
+    return {
+        "variant": variant,
+        "peak_rss_mib": round(_peak_rss_kib() / 1024, 1),
+        "load_s": round(load_s, 2),
+        "predict_median_ms": round(median(times), 2),
+        "torch_imported": "torch" in sys.modules,
+    }
+
+
+def _peak_rss_kib() -> int:
+    """This process's peak RSS: VmHWM, which (unlike ru_maxrss) does not keep the forking parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+def _peak_rss(variants: list[str], backbone, onnx_dir: Path | None, runs: int) -> list[dict]:
+    rows = []
+    for variant in [v for v in ("fast-single-tile", "onnx-fp32", "onnx-int8") if v in variants]:
+        gate_dir, exported = _exported(backbone) if onnx_dir is None else (None, onnx_dir)
+        path = exported if variant.startswith("onnx") else gate_dir
+        if path is None:
+            continue  # a given --onnx-dir has no PyTorch gate dir beside it
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, variant, str(path), str(runs)], capture_output=True, text=True, check=True
+        )
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    torch_row = next((r for r in rows if r["variant"] == "fast-single-tile"), None)
+    for row in rows:
+        row["rss_vs_torch"] = round(row["peak_rss_mib"] / torch_row["peak_rss_mib"], 3) if torch_row else None
+        print(
+            f"peak RSS  {row['variant']:<17} {row['peak_rss_mib']:8.0f} MiB (load {row['load_s']:.1f} s, predict "
+            f"{row['predict_median_ms']:.0f} ms, torch imported: {row['torch_imported']})"
+            + (f"  {row['rss_vs_torch']:.2f} x PyTorch" if torch_row else ""),
+            flush=True,
+        )
+    return rows
+
+
 def main(args: argparse.Namespace) -> dict:
     import torch
 
@@ -99,11 +219,13 @@ def main(args: argparse.Namespace) -> dict:
         "reference": lambda: _reference_runner(backbone, args.device, dtype),
         "fast-cares": lambda: _fast_runner(backbone, args.device, dtype, "cares"),
         "fast-single-tile": lambda: _fast_runner(backbone, args.device, dtype, "single-tile"),
+        "onnx-fp32": lambda: _onnx_runner(args.onnx_dir or _exported(backbone)[1], "fp32"),
+        "onnx-int8": lambda: _onnx_runner(args.onnx_dir or _exported(backbone)[1], "int8"),
     }
     runners = {v: builders[v]() for v in variants}
     image = make_document_image(1700, 2200, lines=60, seed=1)
     results: dict = {
-        "env": environment(args.device),
+        "env": environment(args.device) | _onnx_versions(variants),
         "dtype": args.dtype,
         "image": [1700, 2200],
         "runs": args.runs,
@@ -123,6 +245,7 @@ def main(args: argparse.Namespace) -> dict:
                     times[variant].append(prep + model)
                     prep_times[variant].append(prep)
         base = median(times["reference"]) if "reference" in times else None
+        torch_fast = median(times["fast-single-tile"]) if "fast-single-tile" in times else None
         for variant in variants:
             med = median(times[variant])
             row = {
@@ -134,14 +257,18 @@ def main(args: argparse.Namespace) -> dict:
                 "all_ms": [round(t, 2) for t in times[variant]],
                 "ratio_vs_reference": round(med / base, 4) if base else None,
                 "speedup_vs_reference": round(base / med, 2) if base else None,
+                "speedup_vs_fast_single_tile": round(torch_fast / med, 2) if torch_fast else None,
             }
             results["rows"].append(row)
             print(
                 f"batch {batch:>3}  {variant:<17} median {med:10.1f} ms  ({med / batch:9.1f} ms/request, "
                 f"preprocessing {median(prep_times[variant]):8.1f} ms)"
-                + (f"  x{base / med:6.2f} vs reference" if base else ""),
+                + (f"  x{base / med:6.2f} vs reference" if base else "")
+                + (f"  x{torch_fast / med:5.2f} vs fast-single-tile" if torch_fast else ""),
                 flush=True,
             )
+    if args.peak_rss:
+        results["peak_rss"] = _peak_rss(variants, backbone, args.onnx_dir and Path(args.onnx_dir), args.rss_runs)
     write_json(args.output_json, results)
     return results
 

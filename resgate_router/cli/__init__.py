@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import ResgateError
-from . import bench, demo, evaluate, label, route, serve, train
+from . import bench, demo, evaluate, export, label, route, serve, train
 
 __all__ = ["main", "build_parser"]
 
@@ -20,6 +20,7 @@ _COMMANDS = {
     "bench": bench,
     "train": train,
     "evaluate": evaluate,
+    "export": export,
 }
 
 

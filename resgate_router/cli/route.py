@@ -10,7 +10,11 @@ HELP = "Run a gate on one image and question and print its decision."
 
 
 def add_cli_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gate", required=True, help="gate directory, reference CARES checkpoint dir or Hub id")
+    parser.add_argument(
+        "--gate",
+        required=True,
+        help="gate directory (MLP or ONNX), reference CARES checkpoint dir, Hub id, or legibility",
+    )
     parser.add_argument("--image", required=True, help="image file")
     parser.add_argument("--question", required=True, help="the question asked about the image")
     parser.add_argument("--ladder", default=None, help="card, cares or rungs like 384,512,full (default: the gate's)")
@@ -29,16 +33,15 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     # Lazy import: torch and transformers load only when a gate is actually run.
-    from ..gate import SmolVLMGate
+    from ..gate.loading import load_gate
     from ..images import load_image
     from ..ladder import Ladder
 
     ladder = Ladder.parse(args.ladder) if args.ladder else None  # fail fast on bad input, before loading the model
     image = load_image(args.image)
     started = time.perf_counter()
-    gate = SmolVLMGate.from_pretrained(
-        args.gate, backbone=args.backbone, profile=args.profile, device=args.device, dtype=args.dtype, ladder=ladder
-    )
+    options = {"backbone": args.backbone, "profile": args.profile, "device": args.device, "dtype": args.dtype}
+    gate = load_gate(args.gate, ladder=ladder, **{k: v for k, v in options.items() if v is not None})
     load_ms = (time.perf_counter() - started) * 1000
     accounting: dict = {}
     started = time.perf_counter()
@@ -64,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
     report = {
         **decision.to_dict(),
         "ladder": gate.ladder.spec(),
-        "profile": gate.profile,
+        "profile": getattr(gate, "profile", None),
         "native_long_side": max(image.size),
         "gate_ms": round(gate_ms, 2),
         "load_ms": round(load_ms, 1),
@@ -88,7 +91,8 @@ def main(args: argparse.Namespace) -> int:
             f"visual tokens        {accounting['routed_tokens']} routed vs {accounting['baseline_tokens']} baseline "
             f"({accounting['saved_tokens']} saved, {saved:.0%}; family {accounting['family']})"
         )
-    dtype = str(gate.dtype).replace("torch.", "")
-    where = f"profile {gate.profile}, {gate.device}, {dtype}; load {load_ms / 1000:.1f} s"
+    dtype = str(getattr(gate, "dtype", "float32")).replace("torch.", "")
+    where = f"{type(gate).__name__}, profile {getattr(gate, 'profile', '-')}, {getattr(gate, 'device', 'cpu')}, {dtype}"
+    where += f"; load {load_ms / 1000:.1f} s"
     print(f"gate latency         {gate_ms:.1f} ms ({where})")
     return 0

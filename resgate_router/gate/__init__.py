@@ -6,8 +6,10 @@ from typing import Any
 
 from .decision import GateDecision
 from .fixed import FixedGate
+from .legibility import LegibilityGate
+from .loading import load_gate
 
-__all__ = ["GateDecision", "FixedGate", "SmolVLMGate"]
+__all__ = ["GateDecision", "FixedGate", "SmolVLMGate", "OnnxGate", "LegibilityGate", "load_gate"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +20,11 @@ def __getattr__(name: str) -> Any:
         from .smolvlm import SmolVLMGate
 
         return SmolVLMGate
+    if name == "OnnxGate":
+        from .._extras import require
+
+        require("onnx", "onnxruntime", "tokenizers")
+        from .onnx import OnnxGate
+
+        return OnnxGate
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

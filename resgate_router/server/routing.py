@@ -21,9 +21,9 @@ def build_router(settings: GateSettings, *, model: str | None = None) -> Router:
     if settings.fixed_class is not None:
         gate = FixedGate(settings.fixed_class, settings.ladder or "card")
     elif settings.gate:
-        from ..gate import SmolVLMGate
+        from ..gate.loading import load_gate
 
-        gate = SmolVLMGate.from_pretrained(settings.gate, device=settings.device)
+        gate = load_gate(settings.gate, ladder=settings.ladder, device=settings.device)
     options = {} if settings.pre_resize else {"pre_resize": False}
     fetcher = None
     if settings.allow_remote_images:

@@ -1,0 +1,45 @@
+"""``load_gate``: one loader for every gate kind, used by the router's servers and the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from resgate_router import ConfigError
+from resgate_router.cli import main
+from resgate_router.gate import LegibilityGate, SmolVLMGate, load_gate
+from resgate_router.gate.loading import gate_type
+from resgate_router.testing import make_document_image
+
+
+def test_dispatch_by_the_directory_config(tiny_gate_dir: Path, tmp_path: Path) -> None:
+    assert gate_type(tiny_gate_dir) == "smolvlm-mlp"  # what save_pretrained writes
+    assert isinstance(load_gate(tiny_gate_dir), SmolVLMGate)
+    assert load_gate(tiny_gate_dir, ladder="cares").ladder.to_list() == [384, 768, 1024]
+    legibility = load_gate("legibility", ladder="384,768,full")
+    assert isinstance(legibility, LegibilityGate) and legibility.ladder.to_list() == [384, 768, "full"]
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "config.json").write_text(json.dumps({"gate_type": "quantum"}))
+    with pytest.raises(ConfigError, match="unknown gate_type 'quantum'"):
+        load_gate(tmp_path / "odd")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{nope")
+    with pytest.raises(ConfigError, match="not a readable JSON gate config"):
+        load_gate(tmp_path / "broken")
+
+
+def test_servers_and_route_take_any_gate_kind(tmp_path: Path, capsys) -> None:
+    from resgate_router.server.routing import build_router
+    from resgate_router.server.settings import GateSettings
+
+    router = build_router(GateSettings(gate="legibility", ladder="384,512,full"))
+    assert isinstance(router.gate, LegibilityGate)
+    page = make_document_image(1700, 2200)
+    parts = [{"type": "image", "image": page}, {"type": "text", "text": "What is the total?"}]
+    routed = router.route({"messages": [{"role": "user", "content": parts}]})
+    assert routed.record["status"] == "routed" and routed.record["images"][0]["source"] == "gate"
+    page.save(tmp_path / "page.png")
+    assert main(["route", "--gate", "legibility", "--image", str(tmp_path / "page.png"), "--question", "Total?"]) == 0
+    assert "LegibilityGate" in capsys.readouterr().out
