@@ -27,7 +27,7 @@ def test_jsonl_rows_relative_images_labels_and_extra_fields(tmp_path: Path) -> N
     data = _jsonl(
         tmp_path / "qa.jsonl",
         [
-            {"id": "a", "image": "images/a.png", "question": "Total?", "answers": ["12"], "label": 1, "kind": "invoice"},
+            {"id": "a", "image": "images/a.png", "question": "Q?", "answers": ["12"], "label": 1, "kind": "invoice"},
             {"id": "b", "image": str(tmp_path / "images" / "a.png"), "question": "Date?", "answers": "1/2/99"},
         ],
     )

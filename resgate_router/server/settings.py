@@ -13,7 +13,9 @@ class GateSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RESGATE_", extra="forbid")
 
-    gate: str | None = Field(default=None, description="gate directory (MLP or ONNX), Hub id or legibility (None: route only forced classes)")
+    gate: str | None = Field(
+        default=None, description="gate directory (MLP or ONNX), Hub id or legibility (None: only forced classes)"
+    )
     fixed_class: int | None = Field(default=None, description="constant decision instead of a gate (benchmarks, A/B)")
     family: str | None = None
     model: str | None = Field(default=None, description="downstream model dir or Hub id (processor config, family)")
