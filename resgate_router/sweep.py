@@ -177,6 +177,8 @@ class Sweep:
             else:
                 response = adapter.complete(routed.request, processor_kwargs=routed.processor_kwargs)
                 text = answer_text(response)
+                if getattr(response, "cached", False):  # a memoizing downstream answered from its memo
+                    run["cached"] = True
                 usage = getattr(response, "usage", None)
                 if usage is not None:
                     run["prompt_tokens"] = usage.prompt_tokens

@@ -63,7 +63,9 @@ def run_bench(
 ) -> BenchResult:
     kinds = {spec: parse_gate_spec(spec) for spec in gate_specs}
     gates = {  # loaded before the sweep: a bad gate fails before hours of downstream work
-        spec: load_gate(spec, ladder=ladder) for spec, kind in kinds.items() if kind in ("legibility", "directory")
+        spec: load_gate(spec, ladder=ladder, **({"policy": sweep.policy} if kind == "legibility" else {}))
+        for spec, kind in kinds.items()
+        if kind in ("legibility", "directory")
     }
     resolutions: list[Rung] = list(ladder.rungs)
     for spec, kind in kinds.items():
@@ -127,7 +129,11 @@ def run_bench(
         low, high = bootstrap_ci(primary)
         chosen_plans = [plan[k] for plan, k in zip(plans[policy.name], picked)]
         tokens = statistics.fmean(p.tokens for p in chosen_plans)
-        latencies = [row[k]["latency_ms"] for row, k in zip(runs, picked) if row[k].get("latency_ms") is not None]
+        latencies = [  # runs a memoizing downstream answered from its memo took no downstream time
+            row[k]["latency_ms"]
+            for row, k in zip(runs, picked)
+            if row[k].get("latency_ms") is not None and not row[k].get("cached")
+        ]
         ttfts = [row[k]["ttft_ms"] for row, k in zip(runs, picked) if row[k].get("ttft_ms") is not None]
         entry: dict[str, Any] = {
             "score": round(statistics.fmean(primary), 4),

@@ -49,11 +49,12 @@ def gate_type(path: str | Path) -> str:
 
 def load_gate(spec: str | Path, *, ladder: str | Ladder | None = None, **kwargs: Any) -> Any:
     """A gate from a directory or Hub id (any kind), or ``legibility``. ``kwargs`` go to the loader
-    (``device``, ``dtype``, ``profile`` ... for the MLP gate)."""
+    (``device``, ``dtype``, ``profile`` ... for the MLP gate; ``policy``, a family policy or name, for
+    ``legibility``)."""
     if str(spec) == "legibility":
         from .legibility import LegibilityGate
 
-        return LegibilityGate(ladder=ladder or "card")
+        return LegibilityGate(ladder=ladder or "card", policy=kwargs.get("policy"))  # other options: MLP only
     kind = gate_type(spec)
     if kind not in GATE_TYPES:
         raise ConfigError(f"{spec}: unknown gate_type {kind!r}; known: {sorted(GATE_TYPES)}")
