@@ -28,6 +28,11 @@ BEGIN, END = "<!-- run_all:begin -->", "<!-- run_all:end -->"
 #: suite -> (module under benchmarks/, extra flags, JSON file under results/)
 SUITES: dict[str, tuple[str, list[str], str]] = {
     "gate_latency": ("gate_latency", [], "gate_latency_cpu_fp32.json"),
+    "gate_latency_onnx": (
+        "gate_latency",
+        ["--variants", "fast-single-tile,onnx-fp32,onnx-int8", "--runs", "10", "--warmup", "2", "--peak-rss"],
+        "gate_latency_onnx_cpu.json",
+    ),
     "accounting": ("accounting", [], "accounting.json"),
     "adapter_overhead": ("adapter_overhead", [], "adapter_overhead.json"),
     "proxy_overhead": ("proxy_overhead", [], "proxy_overhead.json"),
