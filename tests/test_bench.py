@@ -149,3 +149,18 @@ def test_bench_errors_are_clear(documents: Path, tmp_path: Path, capsys) -> None
     assert main([*base, "--gates", str(tmp_path / "no-such-gate")]) == 2
     assert main([*base, "--ladder", "512,384"]) == 2
     assert "increase strictly" in capsys.readouterr().err
+
+
+def test_bench_through_a_real_vllm_server_streams_ttft(documents: Path, vllm_server: str, tmp_path: Path) -> None:
+    """The OpenAI adapter against the session's real vLLM server (tiny model): answers stream, TTFT is
+    measured, and the prompt tokens vLLM counts follow the rung."""
+    args = ["bench", "--data", str(documents), "--adapter", f"openai:{vllm_server}", "--served-model", "tiny-smolvlm"]
+    args += ["--gates", "fixed:384,native", "--ladder", "384,full", "--max-tokens", "4", "--concurrency", "2"]
+    assert main([*args, "--stream", "--limit", "2", "--out", str(tmp_path / "s"), "--no-progress"]) == 0
+    gates = json.loads((tmp_path / "s" / "results.json").read_text())["gates"]
+    assert gates["fixed:384"]["ttft_ms_median"] > 0 and gates["native"]["ttft_ms_median"] > 0
+    assert main([*args, "--limit", "2", "--out", str(tmp_path / "p"), "--no-progress"]) == 0
+    runs = [json.loads(line) for line in (tmp_path / "p" / "answers.jsonl").read_text().splitlines()]
+    tokens = {(r["id"], r["resolution"]): r["prompt_tokens"] for r in runs}
+    for sample_id in {r["id"] for r in runs}:
+        assert tokens[(sample_id, "384")] < tokens[(sample_id, "full")]
