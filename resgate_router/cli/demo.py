@@ -20,7 +20,7 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", default=".cache/resgate-demo", help="where documents and results go")
     parser.add_argument("--docs", type=int, default=12, help="synthetic pages to generate")
     parser.add_argument("--baseline", default="fixed:768", help="the fixed-resolution baseline (fixed:N)")
-    parser.add_argument("--ladder", default="384,512,768,full", help="rungs the legibility gate chooses from")
+    parser.add_argument("--ladder", default="384,512,768,1024,full", help="rungs the legibility gate chooses from")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
 
