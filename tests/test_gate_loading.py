@@ -35,7 +35,7 @@ def test_servers_and_route_take_any_gate_kind(tmp_path: Path, capsys) -> None:
     from resgate_router.server.settings import GateSettings
 
     router = build_router(GateSettings(gate="legibility", ladder="384,512,full"))
-    assert isinstance(router.gate, LegibilityGate)
+    assert isinstance(router.gate, LegibilityGate) and router.gate.policy is router.policy  # equal-cost tie-break
     page = make_document_image(1700, 2200)
     parts = [{"type": "image", "image": page}, {"type": "text", "text": "What is the total?"}]
     routed = router.route({"messages": [{"role": "user", "content": parts}]})

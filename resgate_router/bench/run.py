@@ -63,7 +63,7 @@ def run_bench(
 ) -> BenchResult:
     kinds = {spec: parse_gate_spec(spec) for spec in gate_specs}
     gates = {  # loaded before the sweep: a bad gate fails before hours of downstream work
-        spec: load_gate(spec, ladder=ladder, **({"policy": sweep.policy} if kind == "legibility" else {}))
+        spec: load_gate(spec, ladder=ladder, policy=sweep.policy)
         for spec, kind in kinds.items()
         if kind in ("legibility", "directory")
     }

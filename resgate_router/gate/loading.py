@@ -47,14 +47,14 @@ def gate_type(path: str | Path) -> str:
     return str(data.get("gate_type", "mlp"))
 
 
-def load_gate(spec: str | Path, *, ladder: str | Ladder | None = None, **kwargs: Any) -> Any:
-    """A gate from a directory or Hub id (any kind), or ``legibility``. ``kwargs`` go to the loader
-    (``device``, ``dtype``, ``profile`` ... for the MLP gate; ``policy``, a family policy or name, for
-    ``legibility``)."""
+def load_gate(spec: str | Path, *, ladder: str | Ladder | None = None, policy: Any = None, **kwargs: Any) -> Any:
+    """A gate from a directory or Hub id (any kind), or ``legibility``. ``policy`` (the downstream's
+    family policy) lets ``legibility`` pick the largest rung of equal cost; ``kwargs`` go to a
+    directory's loader (``device``, ``dtype``, ``profile`` ...)."""
     if str(spec) == "legibility":
         from .legibility import LegibilityGate
 
-        return LegibilityGate(ladder=ladder or "card", policy=kwargs.get("policy"))  # other options: MLP only
+        return LegibilityGate(ladder=ladder or "card", policy=policy)
     kind = gate_type(spec)
     if kind not in GATE_TYPES:
         raise ConfigError(f"{spec}: unknown gate_type {kind!r}; known: {sorted(GATE_TYPES)}")

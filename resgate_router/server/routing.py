@@ -17,14 +17,15 @@ def build_router(settings: GateSettings, *, model: str | None = None) -> Router:
     from ..policies import get_policy
 
     model = settings.model or model
+    options = {} if settings.pre_resize else {"pre_resize": False}
+    policy = get_policy(settings.family, model, **options)
     gate: Any = None
     if settings.fixed_class is not None:
         gate = FixedGate(settings.fixed_class, settings.ladder or "card")
     elif settings.gate:
         from ..gate.loading import load_gate
 
-        gate = load_gate(settings.gate, ladder=settings.ladder, device=settings.device)
-    options = {} if settings.pre_resize else {"pre_resize": False}
+        gate = load_gate(settings.gate, ladder=settings.ladder, policy=policy, device=settings.device)
     fetcher = None
     if settings.allow_remote_images:
         from ..fetch import RemoteImageFetcher
@@ -36,7 +37,7 @@ def build_router(settings: GateSettings, *, model: str | None = None) -> Router:
         )
     return Router(
         gate,
-        policy=get_policy(settings.family, model, **options),
+        policy=policy,
         ladder=settings.ladder,
         model=model,
         mode=settings.mode,
