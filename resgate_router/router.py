@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from .accounting import SMOLVLM_256M, ModelCost
 from .errors import ConfigError, GateError, InputError, ResgateError
+from .gate.decision import default_class_names
 from .hub import read_json, resolve_dir
 from .images import DEFAULT_MAX_PIXELS
 from .ladder import FULL, Ladder, Rung
@@ -268,8 +269,7 @@ class Router:
 
     def _class_of(self, value: Any) -> int:
         names = list(
-            getattr(getattr(self.gate, "config", None), "class_names", None)
-            or ["low", "medium", "high"][: len(self.ladder)]
+            getattr(getattr(self.gate, "config", None), "class_names", None) or default_class_names(len(self.ladder))
         )
         if isinstance(value, dict):
             value = value.get("resolution", value.get("class"))
@@ -306,7 +306,9 @@ class Router:
         return resolution
 
     def _image_entry(self, ref: ImageRef, label: int | None, source: str, resolution: int | None) -> dict[str, Any]:
-        names = getattr(getattr(self.gate, "config", None), "class_names", None) or ["low", "medium", "high"]
+        names = getattr(getattr(self.gate, "config", None), "class_names", None) or default_class_names(
+            len(self.ladder)
+        )
         entry = {
             "native": list(ref.native),
             "class": label,

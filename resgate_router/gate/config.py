@@ -6,6 +6,8 @@ from typing import Any
 
 from transformers import PreTrainedConfig
 
+from .decision import default_class_names
+
 __all__ = ["ResGateConfig", "DEFAULT_BACKBONE"]
 
 DEFAULT_BACKBONE = "HuggingFaceTB/SmolVLM-256M-Instruct"
@@ -46,11 +48,3 @@ class ResGateConfig(PreTrainedConfig):
     @property
     def binary(self) -> bool:
         return self.num_classes == 2
-
-
-def default_class_names(num_classes: int) -> list[str]:
-    if num_classes == 2:
-        return ["low", "high"]
-    if num_classes == 3:
-        return ["low", "medium", "high"]
-    return [f"class_{k}" for k in range(num_classes)]

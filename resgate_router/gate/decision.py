@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..ladder import Rung
+from ..ladder import Ladder, Rung
 
-__all__ = ["GateDecision"]
+__all__ = ["GateDecision", "default_class_names"]
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    if num_classes == 2:
+        return ["low", "high"]
+    if num_classes == 3:
+        return ["low", "medium", "high"]
+    return [f"class_{k}" for k in range(num_classes)]
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,15 @@ class GateDecision:
     probabilities: tuple[float, ...]
     expected_resolution: float
     class_name: str
+
+    @classmethod
+    def from_probabilities(
+        cls, probabilities: Sequence[float], ladder: Ladder, class_names: Sequence[str], native_long_side: int
+    ) -> GateDecision:
+        """The decision for one image: the most probable class, its rung and the continuous estimate."""
+        probs = tuple(float(p) for p in probabilities)
+        label = max(range(len(probs)), key=probs.__getitem__)
+        return cls(label, ladder[label], probs, ladder.expected_resolution(probs, native_long_side), class_names[label])
 
     @property
     def confidence(self) -> float:

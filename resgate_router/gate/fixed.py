@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 from ..images import ImageInput, load_image
 from ..ladder import FULL, Ladder
-from .decision import GateDecision
+from .decision import GateDecision, default_class_names
 
 __all__ = ["FixedGate"]
 
@@ -19,24 +19,18 @@ class FixedGate:
         if not 0 <= label < len(self.ladder):
             raise ValueError(f"label {label} is outside the ladder's {len(self.ladder)} classes")
         self.label = label
-        names = list(class_names or ["low", "medium", "high"][: len(self.ladder)])
+        names = list(class_names or default_class_names(len(self.ladder)))
         self.config = SimpleNamespace(class_names=names, num_classes=len(self.ladder))
 
     def predict_batch(self, images: Sequence[ImageInput], questions: Sequence[str]) -> list[GateDecision]:
-        probabilities = tuple(1.0 if k == self.label else 0.0 for k in range(len(self.ladder)))
-        rung, name = self.ladder[self.label], self.config.class_names[self.label]
-        if rung != FULL:  # no need to look at the image
-            return [GateDecision(self.label, rung, probabilities, float(rung), name) for _ in images]
+        one_hot = [1.0 if k == self.label else 0.0 for k in range(len(self.ladder))]
+        if self.ladder[self.label] != FULL:  # no need to look at the image
+            decision = GateDecision.from_probabilities(one_hot, self.ladder, self.config.class_names, 0)
+            return [decision for _ in images]
         # a full rung's expected resolution is the image's own longest side (continuous mode uses it)
         return [
-            GateDecision(
-                self.label,
-                rung,
-                probabilities,
-                self.ladder.expected_resolution(probabilities, max(load_image(image).size)),
-                name,
-            )
-            for image in images
+            GateDecision.from_probabilities(one_hot, self.ladder, self.config.class_names, max(load_image(im).size))
+            for im in images
         ]
 
     def predict(self, image: ImageInput, question: str) -> GateDecision:

@@ -86,16 +86,8 @@ class LegibilityGate:
             pixels = load_image(image)
             native = max(pixels.size)
             label = self._free_upgrade(self.choose(self._text_height(pixels), native), pixels.size)
-            probabilities = tuple(1.0 if k == label else 0.0 for k in range(len(self.ladder)))
-            decisions.append(
-                GateDecision(
-                    label,
-                    self.ladder[label],
-                    probabilities,
-                    self.ladder.expected_resolution(probabilities, native),
-                    self.config.class_names[label],
-                )
-            )
+            one_hot = [1.0 if k == label else 0.0 for k in range(len(self.ladder))]
+            decisions.append(GateDecision.from_probabilities(one_hot, self.ladder, self.config.class_names, native))
         return decisions
 
     def choose(self, text_height: float, native_long_side: int) -> int:

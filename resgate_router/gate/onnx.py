@@ -24,7 +24,7 @@ from ..errors import ConfigError, GateError, GateLoadError, InputError, Question
 from ..images import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from ..ladder import Ladder
 from ..policies.idefics3 import resized_size, tile_grid
-from .decision import GateDecision
+from .batched import BatchedGate
 from .profiles import check_profile, prepare_image
 
 __all__ = ["OnnxGate", "GATE_TYPE", "PRECISIONS", "model_file"]
@@ -109,7 +109,7 @@ class _Preprocessor:
         return ids, mask
 
 
-class OnnxGate:
+class OnnxGate(BatchedGate):
     """Same interface and decisions as :class:`~resgate_router.gate.SmolVLMGate`, on ONNX Runtime.
 
     Load an exported directory with :meth:`from_pretrained` (or ``load_gate``); ``precision`` picks
@@ -218,31 +218,6 @@ class OnnxGate:
             return np.stack([1 - high, high], axis=1)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True)
-
-    def predict(self, image: ImageInput, question: str) -> GateDecision:
-        return self.predict_batch([image], [question])[0]
-
-    def predict_batch(self, images: Sequence[ImageInput], questions: Sequence[str]) -> list[GateDecision]:
-        """One decision per (image, question); equal to calling :meth:`predict` on each."""
-        if isinstance(questions, str) or len(images) != len(questions):
-            raise InputError("images and questions must be sequences of the same length")
-        loaded = list(self._pool.map(lambda im: load_image(im, max_pixels=self.max_pixels), images))
-        decisions: list[GateDecision] = []
-        for start in range(0, len(loaded), self.batch_size):
-            chunk = loaded[start : start + self.batch_size]
-            probs = self.probabilities(self.logits(chunk, questions[start : start + self.batch_size]))
-            decisions.extend(self._decision(p, max(im.size)) for p, im in zip(probs.tolist(), chunk))
-        return decisions
-
-    def _decision(self, probs: list[float], native: int) -> GateDecision:
-        label = max(range(len(probs)), key=probs.__getitem__)
-        return GateDecision(
-            label=label,
-            resolution=self.ladder[label],
-            probabilities=tuple(probs),
-            expected_resolution=self.ladder.expected_resolution(probs, native),
-            class_name=self.config.class_names[label],
-        )
 
     def __repr__(self) -> str:
         return f"OnnxGate(precision={self.precision!r}, profile={self.profile!r}, ladder={self.ladder.spec()!r})"

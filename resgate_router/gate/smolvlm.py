@@ -16,8 +16,9 @@ from ..errors import ConfigError, GateError, GateLoadError, InputError, Question
 from ..images import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from ..ladder import Ladder
 from . import checkpoint as ckpt
-from .config import DEFAULT_BACKBONE, ResGateConfig, default_class_names
-from .decision import GateDecision
+from .batched import BatchedGate
+from .config import DEFAULT_BACKBONE, ResGateConfig
+from .decision import default_class_names
 from .model import FeatureBackbone, ResGateModel, make_head
 from .profiles import check_profile, prepare_image, processor_kwargs
 
@@ -65,7 +66,7 @@ def _backbone_dir(reference: str, gate_dir: Path | None) -> Path:
     return ckpt.resolve_dir(reference, "backbone")
 
 
-class SmolVLMGate:
+class SmolVLMGate(BatchedGate):
     """Predicts, per (image, question), the smallest ladder rung the downstream VLM needs.
 
     Use :meth:`from_pretrained` for a saved gate directory, a reference CARES checkpoint or a Hub
@@ -333,36 +334,11 @@ class SmolVLMGate:
         except RuntimeError as exc:  # torch reports OOM and kernel failures as RuntimeError
             raise GateError(f"gate forward pass failed: {exc}") from exc
 
-    def predict(self, image: ImageInput, question: str) -> GateDecision:
-        return self.predict_batch([image], [question])[0]
-
-    def predict_batch(self, images: Sequence[ImageInput], questions: Sequence[str]) -> list[GateDecision]:
-        """One decision per (image, question); equal to calling :meth:`predict` on each."""
-        if isinstance(questions, str) or len(images) != len(questions):
-            raise InputError("images and questions must be sequences of the same length")
-        loaded = list(self._pool.map(lambda im: load_image(im, max_pixels=self.max_pixels), images))
-        decisions: list[GateDecision] = []
-        for start in range(0, len(loaded), self.batch_size):
-            chunk = loaded[start : start + self.batch_size]
-            probs = self.probabilities(self.logits(chunk, questions[start : start + self.batch_size]))
-            decisions.extend(self._decision(p, max(im.size)) for p, im in zip(probs.tolist(), chunk))
-        return decisions
-
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         if self.config.num_classes == 2:
             high = torch.sigmoid(logits[:, 0])
             return torch.stack([1 - high, high], dim=1)
         return torch.softmax(logits, dim=-1)
-
-    def _decision(self, probs: list[float], native: int) -> GateDecision:
-        label = max(range(len(probs)), key=probs.__getitem__)
-        return GateDecision(
-            label=label,
-            resolution=self.ladder[label],
-            probabilities=tuple(probs),
-            expected_resolution=self.ladder.expected_resolution(probs, native),
-            class_name=self.config.class_names[label],
-        )
 
     def __repr__(self) -> str:
         return (

@@ -175,7 +175,7 @@ def evaluate_gate(
 ) -> dict[str, Any]:
     """Metrics of a gate (a directory, Hub id or gate object) on labeled ``data``. An MLP gate reads
     backbone features through the same cache as ``train_gate``; other gates run ``predict_batch``."""
-    from ..gate.config import default_class_names
+    from ..gate.decision import default_class_names
     from ..gate.loading import load_gate
     from ..gate.smolvlm import SmolVLMGate
 
