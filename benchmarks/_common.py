@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from resgate_router.bench.report import git_sha
+
 CACHE = Path(".cache")
-
-
-def git_sha() -> str:
-    if os.environ.get("GIT_SHA"):  # set by callers that run from a copy without .git (the GPU machine)
-        return os.environ["GIT_SHA"]
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def environment(device: str) -> dict[str, Any]:

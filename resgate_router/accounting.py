@@ -8,9 +8,13 @@ Savings are differences of these at the baseline and routed token/tile counts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["ModelCost", "SMOLVLM_256M"]
+from .errors import ResgateError
+from .hub import read_json, resolve_dir
+
+__all__ = ["ModelCost", "SMOLVLM_256M", "model_cost"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +90,16 @@ SMOLVLM_256M = ModelCost.from_config(
         },
     }
 )
+
+
+def model_cost(model: str | Path | None, family: str) -> ModelCost | None:
+    """The cost model of a downstream: from its ``config.json`` when ``model`` is given (None if that
+    cannot be read), else SmolVLM-256M's for the idefics3 family."""
+    if model is not None:
+        try:
+            return ModelCost.from_config(
+                read_json(resolve_dir(model, "model", allow_patterns=["config.json"]) / "config.json")
+            )
+        except ResgateError:
+            return None
+    return SMOLVLM_256M if family == "idefics3" else None

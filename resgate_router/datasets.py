@@ -19,6 +19,7 @@ Bad rows raise :class:`DataError` naming the file, line and field. A missing ima
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,12 +91,15 @@ def load_samples(source: str | Path, *, strict: bool = False, require_label: boo
 
 
 def write_samples(samples: Iterable[Sample], path: str | Path) -> Path:
-    """Write samples as this project's JSONL (image paths relative to the file)."""
+    """Write samples as this project's JSONL (image paths relative to the file), atomically: a reader
+    never sees a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
         for sample in samples:
             handle.write(json.dumps(sample.to_json(path.parent), ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
     return path
 
 

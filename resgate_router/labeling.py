@@ -7,14 +7,12 @@ For scores ``u`` at the ladder's rungs, cheapest first, the label is the smalles
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .datasets import Sample
+from .datasets import Sample, write_samples
 from .errors import ConfigError
 from .ladder import Ladder
 from .metrics import score
@@ -63,12 +61,7 @@ def label_samples(
             for r, run, s in zip(ladder.rungs, runs, scores)
         }
         labeled.append(row)
-    tmp = out.with_name(out.name + ".tmp")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tmp.open("w", encoding="utf-8") as handle:
-        for row in labeled:
-            handle.write(json.dumps(row.to_json(out.parent), ensure_ascii=False) + "\n")
-    os.replace(tmp, out)  # never a half-written labels file
+    write_samples(labeled, out)
     return {
         "labeled": len(labeled),
         "incomplete": incomplete,

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .accounting import SMOLVLM_256M, ModelCost
+from .accounting import model_cost
 from .errors import ConfigError, GateError, InputError, ResgateError
 from .gate.decision import default_class_names
-from .hub import read_json, resolve_dir
 from .images import DEFAULT_MAX_PIXELS
 from .ladder import FULL, Ladder, Rung
 from .ledger import SavingsLog
@@ -102,7 +101,7 @@ class Router:
         self.policy = policy or get_policy(family, model)
         self.family = self.policy.name
         self.model = str(model) if model is not None else None
-        self.cost = _model_cost(model, self.family)
+        self.cost = model_cost(model, self.family)
         self.ladder = Ladder.parse(ladder) if ladder is not None else getattr(gate, "ladder", Ladder.parse("card"))
         if gate is not None and len(self.ladder) != len(getattr(gate, "ladder", self.ladder)):
             raise ConfigError(f"ladder {self.ladder.spec()!r} does not match the gate's {len(gate.ladder)} classes")
@@ -449,14 +448,3 @@ def _is_off(value: Any) -> bool:
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
-
-
-def _model_cost(model: str | Path | None, family: str) -> ModelCost | None:
-    if model is not None:
-        try:
-            return ModelCost.from_config(
-                read_json(resolve_dir(model, "model", allow_patterns=["config.json"]) / "config.json")
-            )
-        except ResgateError:
-            return None
-    return SMOLVLM_256M if family == "idefics3" else None

@@ -4,10 +4,6 @@ kill, round-robin over upstreams, and the outputs (results.json, results.md, par
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +12,7 @@ from resgate_router.bench.gates import oracle_choices
 from resgate_router.bench.run import bootstrap_ci
 from resgate_router.cli import main
 from resgate_router.ladder import Ladder
-from resgate_router.sweep import RunStore
+from tests.processes import kill_mid_run
 
 
 def test_oracle_on_a_hand_made_table() -> None:
@@ -57,18 +53,8 @@ GATES = "fixed:384,fixed:768,fixed:1024,native,oracle"
 def resumed(documents: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
     """A bench run killed (SIGKILL) mid-sweep, then rerun to the end: (out dir, finished before, calls after)."""
     out = tmp_path_factory.mktemp("bench")
-    cmd = [sys.executable, "-m", "resgate_router.cli", "bench", "--data", str(documents), *ARGS]
-    cmd += ["--gates", GATES, "--out", str(out), "--concurrency", "2", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    answers = out / "answers.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if answers.exists() and len(answers.read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    finished = len(RunStore(answers))
+    args = ["bench", "--data", str(documents), *ARGS, "--gates", GATES, "--out", str(out), "--concurrency", "2"]
+    finished = kill_mid_run([*args, "--no-progress"], out / "answers.jsonl", after=2)
     assert main(["bench", "--data", str(documents), *ARGS, "--gates", GATES, "--out", str(out), "--no-progress"]) == 0
     return out, finished, json.loads((out / "results.json").read_text())["downstream_calls"]
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from resgate_router.cli import main
 from resgate_router.labeling import assign_label
-from resgate_router.sweep import RunStore
+from tests.processes import kill_mid_run
 
 
 @pytest.mark.parametrize(
@@ -100,20 +98,14 @@ def test_killed_label_run_resumes_without_redoing_finished_work(documents: Path,
     args = ["--data", str(documents), "--adapter", "ocr", "--metric", "contains", *LADDER]
     out = tmp_path / "killed" / "labels.jsonl"
     runs = Path(str(out) + ".runs.jsonl")
-    cmd = [sys.executable, "-m", "resgate_router.cli", "label", *args, "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if runs.exists() and len(runs.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    finished = len(RunStore(runs))
+    label = ["label", *args, "--out", str(out), "--no-progress"]
+    finished = kill_mid_run(label, runs, after=3)
     assert 3 <= finished < total, f"the kill should land mid-run ({finished} of {total} finished)"
     assert not out.exists()  # the labels file is written only at the end, never half
 
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "resgate_router.cli", *label], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["downstream_calls"] == total - finished  # nothing finished was redone

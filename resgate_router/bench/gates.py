@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,16 +71,10 @@ def run_gate(
     classes, rungs, gate_ms = [], [], []
     for sample in samples:
         started = time.perf_counter()
-        decision = gate.predict(
-            sample.image if not hasattr(sample.image, "as_posix") else str(sample.image), sample.question
-        )
+        decision = gate.predict(sample.image, sample.question)
         gate_ms.append((time.perf_counter() - started) * 1000)
         classes.append(decision.label)
         rungs.append(gate.ladder[decision.label])
         if progress is not None:
             progress(1)
     return GateChoices(name, rungs, classes, gate_ms)
-
-
-def median_or_none(values: Sequence[float]) -> float | None:
-    return round(statistics.median(values), 2) if values else None

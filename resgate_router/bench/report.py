@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import time
@@ -12,9 +13,21 @@ from typing import Any
 
 from .run import BenchResult
 
-__all__ = ["environment", "write_report"]
+__all__ = ["environment", "git_sha", "write_report"]
 
 _PACKAGES = ("resgate-router", "torch", "transformers", "vllm", "rapidocr-onnxruntime", "onnxruntime", "numpy")
+
+
+def git_sha() -> str:
+    """The checkout's short revision (``GIT_SHA`` wins: set it when running from a copy without .git)."""
+    if os.environ.get("GIT_SHA"):
+        return os.environ["GIT_SHA"]
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def environment() -> dict[str, Any]:
@@ -25,16 +38,8 @@ def environment() -> dict[str, Any]:
             versions[name] = version(name)
         except PackageNotFoundError:
             pass
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        sha = "unknown"
-    import os
-
     return {
-        "git_sha": sha,
+        "git_sha": git_sha(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "device": f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "python": platform.python_version(),

@@ -18,12 +18,11 @@ from tqdm.auto import tqdm
 from ..datasets import Sample
 from ..errors import ConfigError
 from ..gate.loading import load_gate
-from ..images import probe_size
 from ..ladder import FULL, Ladder, Rung
 from ..metrics import score
 from ..policies import FamilyPolicy
 from ..sweep import Sweep, rung_key
-from .gates import GateChoices, fixed_rung, median_or_none, oracle_choices, parse_gate_spec, run_gate
+from .gates import GateChoices, fixed_rung, oracle_choices, parse_gate_spec, run_gate
 
 __all__ = ["BenchResult", "run_bench", "bootstrap_ci"]
 
@@ -86,7 +85,7 @@ def run_bench(
     if not kept:
         raise ConfigError("no item has a downstream answer at every resolution; see the warnings above")
 
-    natives = [_native(sample, row) for sample, row in zip(kept, runs)]
+    natives = [tuple(next(iter(row.values()))["native"]) for row in runs]  # every stored run records it
     metrics = [metric, *[m for m in extra_metrics if m != metric]]
     scores = {
         m: [{k: score(m, row[k]["answer"], s.answers) for k in keys} for s, row in zip(kept, runs)] for m in metrics
@@ -189,11 +188,8 @@ def run_bench(
     return BenchResult(summary, len(kept), failed, reference, list(extra_policies or {}), sweep.calls)
 
 
-def _native(sample: Sample, row: dict[str, dict[str, Any]]) -> tuple[int, int]:
-    for run in row.values():
-        if run.get("native"):
-            return int(run["native"][0]), int(run["native"][1])
-    return probe_size(sample.image)
+def median_or_none(values: Sequence[float]) -> float | None:
+    return round(statistics.median(values), 2) if values else None
 
 
 def _saved(value: float, native: float | None) -> float | None:

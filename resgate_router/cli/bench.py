@@ -38,12 +38,12 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from ..accounting import model_cost
     from ..bench.report import write_report
     from ..bench.run import run_bench
     from ..ladder import Ladder
     from ..metrics import SCORERS
     from ..policies import get_policy
-    from ..router import _model_cost
 
     ladder = Ladder.parse(args.ladder)  # bad flags fail before any work
     specs = [g.strip() for g in args.gates.split(",") if g.strip()]
@@ -63,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
             ladder,
             metric=args.metric,
             extra_metrics=extra_metrics,
-            cost=_model_cost(args.model, sweep.policy.name),
+            cost=model_cost(args.model, sweep.policy.name),
             extra_policies=extra,
             tolerance=args.tolerance,
             progress=not args.no_progress,
