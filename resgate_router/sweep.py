@@ -19,13 +19,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from .adapters.models import ChatResponse
 from .datasets import Sample
-from .errors import ConfigError, ResgateError
+from .errors import ConfigError
 from .ladder import FULL, Ladder, Rung
 from .policies import FamilyPolicy
 from .router import Router
 
-__all__ = ["RunStore", "Sweep", "rung_key", "answer_text"]
+__all__ = ["RunStore", "Sweep", "rung_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,18 +34,6 @@ logger = logging.getLogger(__name__)
 def rung_key(rung: Rung) -> str:
     """How a resolution is written in stores and reports: ``"384"`` or ``"full"``."""
     return FULL if rung == FULL else str(int(rung))
-
-
-def answer_text(response: Any) -> str:
-    """The first choice's message text of a chat completion (a model or a plain dict)."""
-    data = response.model_dump() if hasattr(response, "model_dump") else response
-    try:
-        content = data["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        raise ResgateError(f"the downstream's response has no message text: {str(data)[:200]}") from None
-    if isinstance(content, list):  # content parts
-        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return content or ""
 
 
 class RunStore:
@@ -176,7 +165,7 @@ class Sweep:
                 run["ttft_ms"] = ttft
             else:
                 response = adapter.complete(routed.request, processor_kwargs=routed.processor_kwargs)
-                text = answer_text(response)
+                text = ChatResponse.model_validate(response).text
                 if getattr(response, "cached", False):  # a memoizing downstream answered from its memo
                     run["cached"] = True
                 usage = getattr(response, "usage", None)
