@@ -7,6 +7,9 @@ Variants, each timed per request end to end (image preprocessing + model + pooli
   fast-single-tile  SmolVLMGate fast path, ``single-tile`` profile (one 512 tile)
   onnx-fp32         OnnxGate (``resgate export`` of that single-tile gate) on ONNX Runtime, fp32
   onnx-int8         the same, dynamically quantized to int8
+  granite-lora      GraniteDoclingGate: the full-size Granite-Docling-258M architecture (random weights)
+                    with a random rank-4 LoRA adapter on q/k/v/o/gate/up/down, merged; 256 px probe;
+                    full 30-layer forward, lm_head rows of the 3 class tokens only
 Each request is timed in two parts, preprocessing (PIL + processor, on the CPU) and model (backbone,
 pooling, head, on --device); the total is their sum. Rounds interleave the variants so machine noise
 hits all alike; medians and ratios vs reference (and vs fast-single-tile). ``--peak-rss`` also runs
@@ -16,6 +19,7 @@ torch imports blocked) and records its peak resident memory.
     python -m benchmarks.gate_latency                      # CPU, fp32, batch 1
     python -m benchmarks.gate_latency --variants fast-single-tile,onnx-fp32,onnx-int8 --peak-rss
     python -m benchmarks.gate_latency --device cuda --dtype bfloat16 --batch-sizes 1,16
+    python -m benchmarks.gate_latency --variants fast-single-tile,granite-lora   # the two seed gates
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 
 from ._common import CACHE, environment, full_size_backbone, median, run_cli, time_ms, write_json
 
-VARIANTS = ("reference", "fast-cares", "fast-single-tile", "onnx-fp32", "onnx-int8")
+VARIANTS = ("reference", "fast-cares", "fast-single-tile", "onnx-fp32", "onnx-int8", "granite-lora")
 QUESTION = "What is the total amount due on this invoice?"
 
 
@@ -123,6 +127,41 @@ def _onnx_runner(onnx_dir, precision) -> Runner:
 
     gate = OnnxGate.from_pretrained(onnx_dir, precision=precision, batch_size=64)
     return gate.prepare, lambda inputs: gate.session.run(["logits"], inputs)[0]
+
+
+def _granite_gate_dir() -> Path:
+    """A Granite LoRA gate dir (random rank-4 adapter) on the full-size random Granite-Docling-258M,
+    built once and cached."""
+    from resgate_router.testing import build_granite_docling_258m, build_tiny_granite_gate
+
+    base, gate_dir = CACHE / "granite-docling-258m-random", CACHE / "gate-granite-lora-r4"
+    if not (base / "config.json").is_file():
+        print(f"building the full-size Granite-Docling-258M architecture (random weights) in {base} ...", flush=True)
+        build_granite_docling_258m(base)
+    if not (gate_dir / "adapter_model.safetensors").is_file():
+        build_tiny_granite_gate(gate_dir, base=base.resolve(), rank=4)
+    return gate_dir
+
+
+def _granite_runner(device, dtype, info: dict) -> Runner:
+    import torch
+
+    from resgate_router.gate import GraniteDoclingGate
+
+    gate = GraniteDoclingGate.from_pretrained(_granite_gate_dir(), device=device, dtype=dtype, batch_size=64)
+    info["granite_lora"] = {
+        "base_params": sum(p.numel() for p in gate.model.parameters()),
+        "lora_params": sum(v.numel() for v in gate.adapter_state().values()),
+        "rank": gate.lora_config.r,
+        "merged": gate.merged,
+        "probe_size": gate.config.probe_size,
+    }
+
+    @torch.inference_mode()
+    def run(batch: object) -> object:
+        return gate.class_logits(batch).cpu()
+
+    return gate.prepare, run
 
 
 def _onnx_versions(variants: list[str]) -> dict:
@@ -221,7 +260,9 @@ def main(args: argparse.Namespace) -> dict:
         "fast-single-tile": lambda: _fast_runner(backbone, args.device, dtype, "single-tile"),
         "onnx-fp32": lambda: _onnx_runner(args.onnx_dir or _exported(backbone)[1], "fp32"),
         "onnx-int8": lambda: _onnx_runner(args.onnx_dir or _exported(backbone)[1], "int8"),
+        "granite-lora": lambda: _granite_runner(args.device, dtype, info),
     }
+    info: dict = {}
     runners = {v: builders[v]() for v in variants}
     image = make_document_image(1700, 2200, lines=60, seed=1)
     results: dict = {
@@ -229,6 +270,7 @@ def main(args: argparse.Namespace) -> dict:
         "dtype": args.dtype,
         "image": [1700, 2200],
         "runs": args.runs,
+        **info,
         "rows": [],
     }
     for batch in [int(b) for b in args.batch_sizes.split(",")]:

@@ -6,6 +6,9 @@
 * :func:`smolvlm_256m_config` / :func:`build_smolvlm_256m` give the full-size SmolVLM-256M-Instruct
   architecture (random weights: FLOPs and latency do not depend on weight values).
 * :func:`build_tiny_gate` writes a ready-to-load gate directory on top of a tiny backbone.
+* :func:`granite_docling_258m_config` / :func:`build_granite_docling_258m` give the full-size
+  Granite-Docling-258M architecture; :func:`build_tiny_granite_docling` a tiny one with its tied
+  embeddings; :func:`build_tiny_granite_gate` a Granite LoRA gate directory (random adapter).
 * :func:`make_document_image` renders a synthetic document page.
 
 Nothing here touches the network.
@@ -30,6 +33,10 @@ __all__ = [
     "build_tiny_smolvlm",
     "build_smolvlm_256m",
     "build_tiny_gate",
+    "granite_docling_258m_config",
+    "build_tiny_granite_docling",
+    "build_granite_docling_258m",
+    "build_tiny_granite_gate",
     "make_document_image",
     "vllm_server",
     "serve_app",
@@ -63,16 +70,18 @@ _CORPUS = (
 )
 
 
-def _smolvlm_config(image_token_id: int, vocab_size: int, vision: dict[str, Any], text: dict[str, Any]) -> Any:
+def _smolvlm_config(
+    image_token_id: int, vocab_size: int, vision: dict[str, Any], text: dict[str, Any], *, tied: bool = False
+) -> Any:
     """SmolVLM's Idefics3 layout (512 px tiles of 16 px patches, pixel shuffle 4 -> 64 tokens per tile,
-    Llama text model) with the given sizes."""
+    Llama text model) with the given sizes; ``tied``: lm_head shares the embeddings (Granite-Docling)."""
     from transformers import Idefics3Config
 
     return Idefics3Config(
         image_token_id=image_token_id,
         scale_factor=4,
         pad_token_id=2,
-        tie_word_embeddings=False,
+        tie_word_embeddings=tied,
         vision_config=dict(
             patch_size=16, image_size=512, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6, **vision
         ),
@@ -82,7 +91,7 @@ def _smolvlm_config(image_token_id: int, vocab_size: int, vision: dict[str, Any]
             hidden_act="silu",
             rms_norm_eps=1e-5,
             rope_theta=100000.0,
-            tie_word_embeddings=False,
+            tie_word_embeddings=tied,
             pad_token_id=2,
             bos_token_id=1,
             eos_token_id=2,
@@ -91,26 +100,48 @@ def _smolvlm_config(image_token_id: int, vocab_size: int, vision: dict[str, Any]
     )
 
 
+# Shared by SmolVLM-256M and Granite-Docling-258M (same vision tower and text sizes).
+_SIGLIP_BASE_512 = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12)
+_TEXT_576x30 = dict(
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    head_dim=64,
+    max_position_embeddings=8192,
+)
+
+
 def smolvlm_256m_config(*, image_token_id: int = 49190, vocab_size: int = 49280) -> Any:
     """The ``Idefics3Config`` of HuggingFaceTB/SmolVLM-256M-Instruct (numbers from its config)."""
     return _smolvlm_config(
         image_token_id,
         vocab_size,
-        vision=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12),
-        text=dict(
-            hidden_size=576,
-            intermediate_size=1536,
-            num_hidden_layers=30,
-            num_attention_heads=9,
-            num_key_value_heads=3,
-            head_dim=64,
-            max_position_embeddings=8192,
-        ),
+        vision=_SIGLIP_BASE_512,
+        text=_TEXT_576x30,
+    )
+
+
+def granite_docling_258m_config(*, image_token_id: int = 100270, vocab_size: int = 100352) -> Any:
+    """The ``Idefics3Config`` of ibm-granite/granite-docling-258M: SigLIP2-base-patch16-512 vision
+    (768 wide, 12 layers), a Granite 165M Llama-type text model (576 wide, 30 layers, 9 heads, 3 KV
+    heads, vocabulary 100,352, tied embeddings), pixel shuffle 4. Figures from the model's
+    ``config.json`` (transformers 4.56.1), as mirrored in the GitHub repo pgadet-wq/granite-docling-258M
+    (file ``config.json``) and SivaAnbalagan1/doclingpoc
+    (``docling/models/ibm-granite--granite-docling-258M-mlx/config.json``). Same sizes as SmolVLM-256M
+    but for the vocabulary and the tied embeddings: 257.5M parameters."""
+    return _smolvlm_config(
+        image_token_id,
+        vocab_size,
+        vision=_SIGLIP_BASE_512,
+        text=_TEXT_576x30,
+        tied=True,
     )
 
 
 def tiny_smolvlm_config(
-    *, image_token_id: int, vocab_size: int, num_text_layers: int = 4, text_hidden: int = 64
+    *, image_token_id: int, vocab_size: int, num_text_layers: int = 4, text_hidden: int = 64, tied: bool = False
 ) -> Any:
     """A tiny config with SmolVLM's tiling (512 px tiles, 64 tokens each). The text head_dim is 32
     so that vLLM's CPU attention accepts the model."""
@@ -127,6 +158,7 @@ def tiny_smolvlm_config(
             head_dim=32,
             max_position_embeddings=4096,
         ),
+        tied=tied,
     )
 
 
@@ -260,6 +292,47 @@ def build_tiny_gate(
         backbone = build_tiny_smolvlm(out / "backbone", seed=seed)
     torch.manual_seed(seed + 1)
     gate = SmolVLMGate.from_backbone(backbone, profile=profile, **gate_kwargs)
+    gate.save_pretrained(out)
+    return out
+
+
+def build_tiny_granite_docling(out_dir: str | Path, *, num_text_layers: int = 2, seed: int = 0) -> Path:
+    """Write a tiny random-weight Granite-Docling-like model (Idefics3, tied embeddings) + processor.
+    The processor (tokenizer, chat template) is the tiny SmolVLM one: the gate only needs single-token
+    class digits, which this tokenizer has."""
+    tokenizer = build_tokenizer(base_size=384, vocab_size=512)
+    config = tiny_smolvlm_config(
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        vocab_size=len(tokenizer),
+        num_text_layers=num_text_layers,
+        tied=True,
+    )
+    return _save_model(out_dir, config, tokenizer, seed)
+
+
+def build_granite_docling_258m(out_dir: str | Path, *, seed: int = 0) -> Path:
+    """Write the full-size Granite-Docling-258M architecture with random weights (about 1 GB). Its
+    processor is SmolVLM-256M's (same Idefics3 image settings; Granite's chat template differs by a
+    few role tokens), with a tokenizer of Granite's vocabulary size."""
+    tokenizer = build_tokenizer(base_size=100232, vocab_size=100352)
+    config = granite_docling_258m_config(image_token_id=tokenizer.convert_tokens_to_ids("<image>"))
+    return _save_model(out_dir, config, tokenizer, seed)
+
+
+def build_tiny_granite_gate(
+    out_dir: str | Path, *, base: str | Path | None = None, rank: int = 4, seed: int = 0, **gate_kwargs: Any
+) -> Path:
+    """Write a Granite LoRA gate directory with a random adapter (A and B both random, so it changes
+    the outputs) on a tiny base; builds the base if not given."""
+    import torch
+
+    from .gate.granite import GraniteDoclingGate
+
+    out = Path(out_dir)
+    if base is None:
+        base = build_tiny_granite_docling(out / "base", seed=seed)
+    torch.manual_seed(seed + 1)
+    gate = GraniteDoclingGate.from_base(base, rank=rank, init_lora_weights=False, **gate_kwargs)
     gate.save_pretrained(out)
     return out
 

@@ -1,26 +1,32 @@
-"""``resgate train``: train a gate head on labeled data over a frozen backbone (features cached)."""
+"""``resgate train``: train a gate on labeled data: the MLP head over a frozen backbone (features
+cached), or, with ``--gate granite-lora``, a LoRA adapter on Granite-Docling fine-tuned end to end."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-HELP = "Train a gate head on labeled data (frozen backbone features are computed once and cached)."
+HELP = "Train a gate on labeled data: an MLP head on cached backbone features, or a Granite LoRA adapter."
 
 
 def add_cli_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", required=True, help="labeled samples: .jsonl, CARES .parquet, datasets dir or hf:NAME"
     )
-    parser.add_argument("--backbone", required=True, help="SmolVLM (Idefics3) model directory or Hub id")
+    parser.add_argument(
+        "--gate", default="mlp", choices=["mlp", "granite-lora"], help="gate kind to train (default mlp)"
+    )
+    parser.add_argument(
+        "--backbone", required=True, help="SmolVLM (mlp) or Granite-Docling (granite-lora) model directory or Hub id"
+    )
     parser.add_argument("--out", required=True, help="output gate directory (also gets metrics.json and a PNG)")
     parser.add_argument("--profile", default="single-tile", choices=["single-tile", "cares"], help="gate input profile")
     parser.add_argument("--layer", default="middle", help="feature hidden state: 'middle' or an index (0 = embeddings)")
     parser.add_argument("--window", type=int, default=0, help="average hidden states layer-w .. layer+w")
     parser.add_argument("--ladder", default="card", help="card, cares or rungs like 384,512,full; one class per rung")
-    parser.add_argument("--epochs", type=int, default=6, help="head training epochs (default 6)")
-    parser.add_argument("--batch-size", type=int, default=64, help="head training batch size (default 64)")
-    parser.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (default 1e-4)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 6; granite-lora 3)")
+    parser.add_argument("--batch-size", type=int, default=None, help="batch size (default 64; granite-lora 8)")
+    parser.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-4; granite-lora 2e-4)")
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="cross-entropy label smoothing")
     parser.add_argument(
         "--class-weights", default="balanced", choices=["balanced", "none"], help="cross-entropy class weights"
@@ -33,24 +39,66 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true", help="a missing or unreadable image is an error")
     parser.add_argument("--device", default=None, help="backbone device: cpu, cuda ... (default: cuda if available)")
     parser.add_argument("--dtype", default=None, help="backbone dtype (default: float32 on CPU, bfloat16 on CUDA)")
+    lora = parser.add_argument_group("granite-lora gate")
+    lora.add_argument("--rank", type=int, default=4, help="LoRA rank (default 4, as the model card)")
+    lora.add_argument("--alpha", type=int, default=16, help="LoRA alpha (default 16)")
+    lora.add_argument("--dropout", type=float, default=0.05, help="LoRA dropout (default 0.05)")
+    lora.add_argument(
+        "--target-modules",
+        default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+        help="comma-separated module names that get LoRA (default q/k/v/o/gate/up/down projections)",
+    )
+    lora.add_argument("--probe-size", type=int, default=256, help="longest side of the gate's image probe (256)")
+    lora.add_argument("--class-tokens", default=None, help="one single-token answer per class (default 0,1,2,...)")
 
 
-def main(args: argparse.Namespace) -> int:
-    # Lazy import: torch, transformers and sklearn load only when this command runs.
-    from ..training.pipeline import CONFUSION_FILE, METRICS_FILE, train_gate
-    from ..training.report import format_metrics
+def _train_config(args: argparse.Namespace) -> object:
     from ..training.trainer import TrainConfig
 
-    config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
+    defaults = {"epochs": 6, "batch_size": 64, "lr": 1e-4}
+    if args.gate == "granite-lora":
+        from ..training.lora import LORA_TRAIN_DEFAULTS as defaults
+    chosen = {k: defaults[k] if getattr(args, k) is None else getattr(args, k) for k in defaults}
+    return TrainConfig(
+        **chosen,
         label_smoothing=args.label_smoothing,
         class_weights=args.class_weights,
         seed=args.seed,
         val_frac=args.val_frac,
     )
-    metrics = train_gate(
+
+
+def _train_lora(args: argparse.Namespace, config: object) -> dict:
+    from .._extras import require
+
+    require("lora", "peft")
+    from ..training.lora import LoraSettings, train_granite_gate
+
+    lora = LoraSettings(
+        rank=args.rank,
+        alpha=args.alpha,
+        dropout=args.dropout,
+        target_modules=tuple(m.strip() for m in args.target_modules.split(",") if m.strip()),
+    )
+    return train_granite_gate(
+        args.data,
+        args.backbone,
+        args.out,
+        ladder=args.ladder,
+        lora=lora,
+        config=config,
+        probe_size=args.probe_size,
+        class_tokens=args.class_tokens.split(",") if args.class_tokens else None,
+        strict=args.strict,
+        device=args.device,
+        dtype=args.dtype,
+    )
+
+
+def _train_mlp(args: argparse.Namespace, config: object) -> dict:
+    from ..training.pipeline import train_gate
+
+    return train_gate(
         args.data,
         args.backbone,
         args.out,
@@ -66,7 +114,16 @@ def main(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         extract_batch_size=args.extract_batch_size,
     )
-    data, cache, split = metrics["data"], metrics["cache"], metrics["split"]
+
+
+def main(args: argparse.Namespace) -> int:
+    # Lazy import: torch, transformers and sklearn load only when this command runs.
+    from ..training.pipeline import CONFUSION_FILE, METRICS_FILE
+    from ..training.report import format_metrics
+
+    config = _train_config(args)
+    metrics = _train_lora(args, config) if args.gate == "granite-lora" else _train_mlp(args, config)
+    data, split = metrics["data"], metrics["split"]
     if data["missing_images"] or data["unreadable_images"]:
         print(
             f"warning: skipped {data['missing_images']} missing and {data['unreadable_images']} unreadable images, "
@@ -75,10 +132,11 @@ def main(args: argparse.Namespace) -> int:
         )
     if split["note"]:
         print(f"warning: random (not stratified) split: {split['note']}", file=sys.stderr)
+    cache = metrics.get("cache")
+    source = f"features: {cache['hits']} cached, {cache['misses']} extracted" if cache else "LoRA, no feature cache"
     print(
-        f"samples {data['used']} (train {split['train']}, val {split['val']}); features: {cache['hits']} cached, "
-        f"{cache['misses']} extracted; best epoch {metrics['best_epoch']} of {len(metrics['history'])} "
-        f"by validation {metrics['selection_metric']}"
+        f"samples {data['used']} (train {split['train']}, val {split['val']}); {source}; best epoch "
+        f"{metrics['best_epoch']} of {len(metrics['history'])} by validation {metrics['selection_metric']}"
     )
     print(format_metrics(metrics["validation"], metrics["class_names"]))
     print(f"\nwrote {args.out} ({METRICS_FILE}, {CONFUSION_FILE})")

@@ -9,7 +9,15 @@ from .fixed import FixedGate
 from .legibility import LegibilityGate
 from .loading import load_gate
 
-__all__ = ["GateDecision", "FixedGate", "SmolVLMGate", "OnnxGate", "LegibilityGate", "load_gate"]
+__all__ = [
+    "GateDecision",
+    "FixedGate",
+    "SmolVLMGate",
+    "GraniteDoclingGate",
+    "OnnxGate",
+    "LegibilityGate",
+    "load_gate",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,6 +28,13 @@ def __getattr__(name: str) -> Any:
         from .smolvlm import SmolVLMGate
 
         return SmolVLMGate
+    if name == "GraniteDoclingGate":
+        from .._extras import require
+
+        require("lora", "torch", "transformers", "peft")
+        from .granite import GraniteDoclingGate
+
+        return GraniteDoclingGate
     if name == "OnnxGate":
         from .._extras import require
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..hub import resolve_dir
 from ..ladder import Ladder
 
 __all__ = ["load_gate", "gate_type", "GATE_TYPES"]
@@ -19,6 +20,12 @@ def _mlp(path: str, **kwargs: Any) -> Any:
     from . import SmolVLMGate
 
     return SmolVLMGate.from_pretrained(path, **kwargs)
+
+
+def _granite(path: str, **kwargs: Any) -> Any:
+    from . import GraniteDoclingGate
+
+    return GraniteDoclingGate.from_pretrained(path, **kwargs)
 
 
 def _onnx(path: str, **kwargs: Any) -> Any:
@@ -32,14 +39,20 @@ GATE_TYPES: dict[str, Callable[..., Any]] = {
     "mlp": _mlp,
     "smolvlm-mlp": _mlp,  # ResGateConfig's
     "onnx": _onnx,  # written by ``resgate export``
+    "granite-lora": _granite,  # Granite-Docling + LoRA adapter (GraniteDoclingGate)
 }
 
 
+_KIND_FILES = ["config.json", "adapter_config.json"]
+
+
 def gate_type(path: str | Path) -> str:
-    """The kind of gate stored at ``path`` (``mlp`` when the config does not say, or for Hub ids)."""
-    config = Path(path) / "config.json"
+    """The kind of gate stored at ``path``, a directory or a Hub id (only its two config files are
+    fetched): ``mlp`` when the config does not say, ``granite-lora`` for a bare PEFT adapter."""
+    directory = Path(path) if Path(path).is_dir() else resolve_dir(path, "gate", allow_patterns=_KIND_FILES)
+    config = directory / "config.json"
     if not config.is_file():
-        return "mlp"
+        return "granite-lora" if (directory / "adapter_config.json").is_file() else "mlp"
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

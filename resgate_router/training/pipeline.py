@@ -23,7 +23,7 @@ METRICS_FILE = "metrics.json"
 CONFUSION_FILE = "confusion_matrix.png"
 
 
-def _check_labels(samples: list[Sample], num_classes: int, what: str) -> None:
+def check_labels(samples: list[Sample], num_classes: int, what: str) -> None:
     for sample in samples:
         if sample.label is None or sample.label >= num_classes:
             raise DataError(
@@ -31,7 +31,7 @@ def _check_labels(samples: list[Sample], num_classes: int, what: str) -> None:
             )
 
 
-def _check_two_classes(samples: list[Sample]) -> None:
+def check_two_classes(samples: list[Sample]) -> None:
     if not samples:
         raise DataError("no sample with a readable image")
     counts = Counter(s.label for s in samples)
@@ -40,7 +40,8 @@ def _check_two_classes(samples: list[Sample]) -> None:
         raise DataError(f"all {len(samples)} usable samples have label {label}: training a gate needs two classes")
 
 
-def _data_report(loaded: LoadedSamples, features: FeatureSet) -> dict[str, Any]:
+def data_report(loaded: LoadedSamples, features: Any) -> dict[str, Any]:
+    """``features``: anything with the usable ``samples`` and the ``skipped`` list (a FeatureSet)."""
     return {
         "rows": len(loaded.samples) + len(loaded.missing),
         "used": len(features.samples),
@@ -49,6 +50,32 @@ def _data_report(loaded: LoadedSamples, features: FeatureSet) -> dict[str, Any]:
         "unreadable_images": len(features.skipped),
         "unreadable_examples": features.skipped[:10],
     }
+
+
+def counts_and_split(labels: np.ndarray, split: Any, num_classes: int) -> dict[str, Any]:
+    """The ``class_counts`` and ``split`` entries of a training ``metrics.json``."""
+    return {
+        "class_counts": {
+            "all": np.bincount(labels, minlength=num_classes).tolist(),
+            "train": np.bincount(labels[split.train], minlength=num_classes).tolist(),
+            "val": np.bincount(labels[split.val], minlength=num_classes).tolist(),
+        },
+        "split": {
+            "train": len(split.train),
+            "val": len(split.val),
+            "stratified": split.stratified,
+            "note": split.note,
+        },
+    }
+
+
+def load_training_data(data: str | Path, ladder: str | Ladder, *, strict: bool) -> tuple[Ladder, LoadedSamples]:
+    """The ladder and the labeled samples, checked: one class per rung, at least two classes."""
+    ladder = Ladder.parse(ladder)
+    loaded = load_samples(data, strict=strict, require_label=True)
+    check_labels(loaded.samples, len(ladder), f"ladder {ladder.spec()!r}")
+    check_two_classes(loaded.samples)
+    return ladder, loaded
 
 
 def train_gate(
@@ -75,10 +102,7 @@ def train_gate(
 
     config = config or TrainConfig()
     config.check()
-    ladder = Ladder.parse(ladder)
-    loaded = load_samples(data, strict=strict, require_label=True)
-    _check_labels(loaded.samples, len(ladder), f"ladder {ladder.spec()!r}")
-    _check_two_classes(loaded.samples)
+    ladder, loaded = load_training_data(data, ladder, strict=strict)
     gate = SmolVLMGate.from_backbone(
         backbone,
         layer=layer,
@@ -101,7 +125,7 @@ def train_gate(
         progress=progress,
     )
     extract_s = time.perf_counter() - started
-    _check_two_classes(features.samples)
+    check_two_classes(features.samples)
     result = train_head(features.features, features.labels, len(ladder), config, progress=progress)
     gate.model.head.load_state_dict(result.head.state_dict())
     out = gate.save_pretrained(out)
@@ -115,17 +139,7 @@ def train_gate(
         "history": result.history,
         "class_names": names,
         "ladder": ladder.to_list(),
-        "class_counts": {
-            "all": np.bincount(labels, minlength=len(ladder)).tolist(),
-            "train": np.bincount(labels[result.split.train], minlength=len(ladder)).tolist(),
-            "val": np.bincount(labels[result.split.val], minlength=len(ladder)).tolist(),
-        },
-        "split": {
-            "train": len(result.split.train),
-            "val": len(result.split.val),
-            "stratified": result.split.stratified,
-            "note": result.split.note,
-        },
+        **counts_and_split(labels, result.split, len(ladder)),
         "class_weights": {"mode": config.class_weights, "values": result.class_weights},
         "backbone": str(backbone),
         "backbone_digest": features.setting.get("backbone_digest"),
@@ -134,7 +148,7 @@ def train_gate(
         "window": gate.model.backbone.window,
         "dtype": str(gate.dtype).replace("torch.", ""),
         "train_config": vars(config),
-        "data": {"source": str(data), **_data_report(loaded, features)},
+        "data": {"source": str(data), **data_report(loaded, features)},
         "cache": {
             "dir": features.cache_dir,
             "hits": features.hits,
@@ -186,7 +200,7 @@ def evaluate_gate(
     loaded = load_samples(data, strict=strict, require_label=True)
     config = getattr(gate, "config", None)
     names = list(getattr(config, "class_names", None) or default_class_names(len(gate.ladder)))
-    _check_labels(loaded.samples, len(names), "the gate")
+    check_labels(loaded.samples, len(names), "the gate")
     features = None
     samples = loaded.samples
     if isinstance(gate, SmolVLMGate):
@@ -207,7 +221,7 @@ def evaluate_gate(
     report: dict[str, Any] = {"gate": source, "data": {"source": str(data)}, "class_names": names, **metrics}
     report["ladder"] = gate.ladder.to_list()
     if features is not None:
-        report["data"].update(_data_report(loaded, features))
+        report["data"].update(data_report(loaded, features))
         report["cache"] = {"dir": features.cache_dir, "hits": features.hits, "misses": features.extracted}
         report["profile"] = gate.profile
     return report
