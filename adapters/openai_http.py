@@ -115,6 +115,14 @@ class _OpenAIBase:
             body["mm_processor_kwargs"] = kwargs
         return body
 
+    def build_request(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Request:
+        """The POST; a body JSON cannot carry (NaN, infinity, a lone surrogate, absurd nesting) is the
+        caller's error, not a crash."""
+        try:
+            return self.client.build_request("POST", url, json=body, headers=headers)
+        except (ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+            raise InputError(f"request cannot be sent as JSON: {str(exc)[:200]}") from exc
+
     def retry_delay(self, attempt: int, response: httpx.Response | None) -> float:
         header = response.headers.get("retry-after") if response is not None else None
         if header:
@@ -165,7 +173,7 @@ class OpenAIAdapter(_OpenAIBase, Adapter):
         for attempt in range(self.max_retries + 1):
             try:
                 with _mapped_errors(url):
-                    request = self.client.build_request("POST", url, json=body, headers=self.headers)
+                    request = self.build_request(url, body, self.headers)
                     response = self.client.send(request, stream=stream)
             except UpstreamConnectionError:
                 if attempt == self.max_retries:
@@ -222,7 +230,7 @@ class AsyncOpenAIAdapter(_OpenAIBase, AsyncAdapter):
         for attempt in range(self.max_retries + 1):
             try:
                 with _mapped_errors(url):
-                    request = self.client.build_request("POST", url, json=body, headers=headers)
+                    request = self.build_request(url, body, headers)
                     response = await self.client.send(request, stream=stream)
             except UpstreamConnectionError:
                 if attempt == self.max_retries:

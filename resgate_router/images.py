@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
 from pathlib import Path
 from typing import Union
@@ -70,8 +71,11 @@ def probe_size(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> t
     orientation = 1
     if isinstance(image.info.get("exif"), bytes):  # JPEG/WebP headers; PNG eXIf when written before the pixels
         exif = Image.Exif()
-        exif.load(image.info["exif"])
-        orientation = exif.get(_ORIENTATION, 1)
+        try:
+            exif.load(image.info["exif"])
+            orientation = exif.get(_ORIENTATION, 1)
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error):
+            pass  # corrupt EXIF: upright, as Pillow's own getexif (so load_image) reads it
     return (image.height, image.width) if orientation in _TRANSPOSED else image.size
 
 
@@ -84,17 +88,17 @@ def _decode(stream: io.IOBase, what: str, max_pixels: int, *, header_only: bool 
             if header_only:
                 return image
             image.load()
-    except ImageTooLargeError:
+            if getattr(image, "n_frames", 1) > 1:  # counting frames reads the whole file
+                image.seek(0)  # animated GIF/WebP/TIFF: the first frame is the document
+            return to_rgb(_upright(image))
+    except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLargeError(f"{what}: refused as a possible decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{what}: not a recognised image format") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:  # Pillow's, on corrupt files
         raise ImageError(f"{what}: corrupt or truncated image ({exc})") from exc
-    if getattr(image, "n_frames", 1) > 1:
-        image.seek(0)  # animated GIF/WebP/TIFF: the first frame is the document
-    return to_rgb(_upright(image))
 
 
 def _upright(image: Image.Image) -> Image.Image:

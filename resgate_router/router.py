@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ __all__ = ["Router", "RoutedRequest", "RouterResponse", "GateTimeoutError"]
 logger = logging.getLogger(__name__)
 
 OVERRIDE_FIELD = "resgate"
+_GATE_WORKERS = 4  # gate calls past their budget keep a worker until they return; none wait in a queue
 _OFF = {"off", "none", "disable", "disabled", "false"}
 
 
@@ -115,7 +117,10 @@ class Router:
         self.log_questions = log_questions
         self.fetch_remote = fetch_remote  # a RemoteImageFetcher: gate http(s) images too (SSRF-checked)
         self.max_pixels = max_pixels  # larger images (decompression bombs) are refused from their header
-        self._gate_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resgate-gate") if gate_timeout else None
+        self._gate_pool = (
+            ThreadPoolExecutor(max_workers=_GATE_WORKERS, thread_name_prefix="resgate-gate") if gate_timeout else None
+        )
+        self._gate_slots = threading.BoundedSemaphore(_GATE_WORKERS)
 
     # ------------------------------------------------------------------ dry run
     def route(self, request: dict[str, Any], *, override: Any = None) -> RoutedRequest:
@@ -249,11 +254,15 @@ class Router:
         images, questions = [r.image for r in refs], [r.question for r in refs]
         if self._gate_pool is None:
             return list(self.gate.predict_batch(images, questions))
+        deadline = time.monotonic() + self.gate_timeout
+        # A hung gate holds every worker: fail open within the budget, never queue images in memory.
+        if not self._gate_slots.acquire(timeout=self.gate_timeout):
+            raise GateTimeoutError(f"gate busy: {_GATE_WORKERS} calls still running past their time budget")
         future = self._gate_pool.submit(self.gate.predict_batch, images, questions)
+        future.add_done_callback(lambda _: self._gate_slots.release())
         try:
-            return list(future.result(timeout=self.gate_timeout))
+            return list(future.result(timeout=max(0.0, deadline - time.monotonic())))
         except FutureTimeout:
-            future.cancel()
             raise GateTimeoutError(f"gate exceeded its time budget of {self.gate_timeout:.3f} s") from None
 
     def _forced_class(self, ref: ImageRef, override: Any) -> int | None:
@@ -338,6 +347,8 @@ class Router:
             record["flops_saved"] = before - after
 
     def _new_record(self, request: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(request, dict):  # every entry point starts here
+            raise InputError(f"a chat request must be a dict, got {type(request).__name__}")
         return {
             "id": f"rg-{uuid.uuid4().hex[:16]}",
             "time": time.time(),
@@ -421,6 +432,10 @@ class Router:
         """Mark a request failed (error class, downstream time so far) and log it."""
         record.update(status="error", error=type(exc).__name__, downstream_ms=started and _ms(started))
         self.log_record(record)
+
+    def log_rejected(self, request: dict[str, Any], exc: BaseException) -> None:
+        """Log a request refused before it was routed (a proxy's bad body, a gate error raised)."""
+        self.log_failure(self._new_record(request), exc, None)
 
     def close(self) -> None:
         """Flush the savings log, stop worker threads and close the adapter."""

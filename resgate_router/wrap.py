@@ -26,9 +26,11 @@ def _prepare(router: Router, kwargs: dict[str, Any], send_kwargs: bool) -> tuple
     extra_body = dict(kwargs.get("extra_body") or {})
     override = extra_body.pop("resgate", None)
     extra_body.pop("mm_processor_kwargs", None)  # never forward a caller's own processor kwargs
-    routed = router.route({"model": kwargs.get("model"), "messages": kwargs["messages"]}, override=override)
+    routed = router.route({"model": kwargs.get("model"), "messages": kwargs.get("messages")}, override=override)
     record = routed.record
-    out = {**kwargs, "messages": routed.request["messages"]}
+    out = dict(kwargs)
+    if "messages" in kwargs:  # else the client raises its own missing-argument error, as unwrapped
+        out["messages"] = routed.request["messages"]
     if send_kwargs and routed.processor_kwargs:
         from .adapters.openai_http import safe_processor_kwargs
 

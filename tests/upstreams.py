@@ -50,7 +50,7 @@ class Handler(BaseHTTPRequestHandler):
             server.times.append(time.monotonic())
             count = server.calls[scenario]
         ok = json.dumps(COMPLETION).encode()
-        if scenario == "ok":
+        if scenario == "ok" and not body.get("stream"):
             self._send(200, ok)
         elif scenario == "flaky500":
             self._send(500, b'{"error": "boom"}') if count == 1 else self._send(200, ok)
@@ -58,6 +58,10 @@ class Handler(BaseHTTPRequestHandler):
             self._send(429, b'{"error": "slow down"}', {"Retry-After": "0.3"}) if count == 1 else self._send(200, ok)
         elif scenario == "always503":
             self._send(503, b'{"error": "unavailable"}')
+        elif scenario == "retry503":
+            self._send(503, b'{"error": "busy"}', {"Retry-After": "0.3"}) if count == 1 else self._send(200, ok)
+        elif scenario == "always429":
+            self._send(429, b'{"error": {"message": "rate limited"}}', {"Retry-After": "0.2"})
         elif scenario == "bad400":
             self._send(400, b'{"error": {"message": "bad request"}}')
         elif scenario == "badjson":
@@ -68,7 +72,7 @@ class Handler(BaseHTTPRequestHandler):
         elif scenario == "reset":
             self.close_connection = True
             self.connection.close()
-        elif scenario in ("stream", "cutstream"):
+        elif scenario in ("ok", "stream", "cutstream", "stallstream"):  # "ok" streams when asked to
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
@@ -76,7 +80,9 @@ class Handler(BaseHTTPRequestHandler):
                 chunk = {"id": "x", "choices": [{"index": 0, "delta": {"content": f"t{i}"}}]}
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
-            if scenario == "stream":
+            if scenario == "stallstream":  # stops sending mid-stream, connection left open
+                time.sleep(3)
+            if scenario in ("ok", "stream"):
                 self.wfile.write(b"data: [DONE]\n\n")
             self.close_connection = True
         else:
@@ -85,6 +91,7 @@ class Handler(BaseHTTPRequestHandler):
 
 class FaultServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # the listen backlog: a load test opens hundreds of connections at once
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Handler)

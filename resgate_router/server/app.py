@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -92,19 +92,28 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        body = await _read_json(request, settings.max_body_bytes)
-        auth = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
         router: Router = state["router"]
-        override = request.headers.get(OVERRIDE_HEADER)
-        if has_images(body):  # only requests with images wait for a gate batch
-            routed = await state["batcher"].route(body, override)
-        else:
-            routed = router.route(body, override=override)
-        adapter: AsyncOpenAIAdapter = state["adapter"]
-        if body.get("stream"):
-            return StreamingResponse(_sse(router, adapter, routed, auth), media_type="text/event-stream")
+        body: dict[str, Any] = {}
         try:
-            upstream = await adapter.araw(routed.request, processor_kwargs=routed.processor_kwargs, headers=auth)
+            body = await _read_json(request, settings.max_body_bytes)
+            override = request.headers.get(OVERRIDE_HEADER)
+            if has_images(body):  # only requests with images wait for a gate batch
+                routed = await state["batcher"].route(body, override)
+            else:
+                routed = router.route(body, override=override)
+        except ResgateError as exc:  # refused before routing: still one record per request
+            router.log_rejected(body, exc)
+            raise
+        auth = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+        adapter: AsyncOpenAIAdapter = state["adapter"]
+        kwargs = {"processor_kwargs": routed.processor_kwargs, "headers": auth}
+        try:
+            if body.get("stream"):
+                chunks = adapter.astream(routed.request, **kwargs)
+                first = await anext(chunks, None)  # a failure before the first chunk is still a 502/504
+                return StreamingResponse(_sse(router, routed.record, first, chunks), media_type="text/event-stream")
+            upstream = await adapter.araw(routed.request, **kwargs)
+            adapter.parse(upstream)  # a 200 that is not a chat completion is the upstream's failure: 502
         except ResgateError as exc:
             router.log_failure(routed.record, exc, None)
             raise
@@ -144,22 +153,34 @@ async def _read_json(request: Request, limit: int) -> dict[str, Any]:
             raise InputError(f"request body is over the limit of {limit} bytes")
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurd nesting
         raise InputError(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise InputError("request body must be a JSON object")
     return body
 
 
-async def _sse(router: Router, adapter: AsyncOpenAIAdapter, routed: Any, auth: dict[str, str]) -> AsyncIterator[bytes]:
-    """The upstream's chunks, re-framed as SSE; a failure mid-stream ends with an error event."""
-    record = routed.record
+async def _sse(
+    router: Router, record: dict[str, Any], first: dict[str, Any] | None, chunks: AsyncGenerator[dict[str, Any], None]
+) -> AsyncIterator[bytes]:
+    """The upstream's chunks, re-framed as SSE; a failure mid-stream ends with an error event. The
+    request is logged once however the stream ends, a client that hangs up included."""
+    error: BaseException | None = None
     try:
-        async for chunk in adapter.astream(routed.request, processor_kwargs=routed.processor_kwargs, headers=auth):
-            yield f"data: {json.dumps(chunk)}\n\n".encode()
+        if first is not None:
+            yield f"data: {json.dumps(first)}\n\n".encode()
+            async for chunk in chunks:
+                yield f"data: {json.dumps(chunk)}\n\n".encode()
+        yield b"data: [DONE]\n\n"
     except ResgateError as exc:
-        router.log_failure(record, exc, None)
-        yield f"data: {json.dumps({'error': {'message': str(exc), 'type': type(exc).__name__}})}\n\n".encode()
-        return
-    yield b"data: [DONE]\n\n"
-    router.log_record(record)
+        error = exc
+        yield b"data: " + error_response(exc).body + b"\n\n"
+    except BaseException as exc:  # the client went away (cancelled, closed): logged, then re-raised
+        error = exc
+        raise
+    finally:
+        if error is None:
+            router.log_record(record)
+        else:
+            router.log_failure(record, error, None)
+        await chunks.aclose()
