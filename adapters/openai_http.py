@@ -141,6 +141,7 @@ class _OpenAIBase:
                 status_code=response.status_code,
                 body=body,
                 adapter=self.name,
+                retry_after=response.headers.get("retry-after"),
             )
 
     def parse(self, response: httpx.Response) -> ChatResponse:

@@ -104,8 +104,16 @@ class UpstreamConnectionError(AdapterError):
 class UpstreamStatusError(AdapterError):
     """The upstream answered with an error status (after retries for 429/5xx)."""
 
-    def __init__(self, message: str, *, status_code: int, body: str = "", adapter: str | None = None) -> None:
-        self.status_code, self.body = status_code, body
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: str = "",
+        adapter: str | None = None,
+        retry_after: str | None = None,
+    ) -> None:
+        self.status_code, self.body, self.retry_after = status_code, body, retry_after
         super().__init__(message, adapter=adapter)
 
 

@@ -127,11 +127,24 @@ class Router:
         """Gate and rewrite ``request`` without calling the downstream (nothing is logged)."""
         return self._route(request, override, self._new_record(request))
 
-    def route_batch(self, requests: list[dict[str, Any]], overrides: list[Any] | None = None) -> list[RoutedRequest]:
-        """Dry-run many requests with one gate call for all their images (for engines and proxies)."""
+    def route_batch(
+        self, requests: list[dict[str, Any]], overrides: list[Any] | None = None, *, return_exceptions: bool = False
+    ) -> list[Any]:
+        """Dry-run many requests with one gate call for all their images (for engines and proxies).
+        With ``return_exceptions``, a request that fails (bad input with ``on_bad_input="raise"``, a
+        gate error with ``on_gate_error="raise"``) gets its exception in its place, and the others
+        are still routed together; else the first failure is raised."""
         overrides = overrides or [None] * len(requests)
-        pending = [self._prepare(r, o, self._new_record(r)) for r, o in zip(requests, overrides)]
-        return self._decide(pending)
+        prepared: list[Any] = []
+        for request, override in zip(requests, overrides):
+            try:
+                prepared.append(self._prepare(request, override, self._new_record(request)))
+            except ResgateError as exc:
+                if not return_exceptions:
+                    raise
+                prepared.append(exc)
+        decided = iter(self._decide([p for p in prepared if isinstance(p, _Pending)], return_exceptions))
+        return [p if isinstance(p, Exception) else next(decided) for p in prepared]
 
     def _route(self, request: dict[str, Any], override: Any, record: dict[str, Any]) -> RoutedRequest:
         return self._decide([self._prepare(request, override, record)])[0]
@@ -164,8 +177,18 @@ class Router:
             pending.forced = [self._forced_class(r, override) for r in pending.refs]
         return pending
 
-    def _decide(self, pending: list[_Pending]) -> list[RoutedRequest]:
-        """One gate call for every image still undecided, then each request's plan and rewrite."""
+    def _decide(self, pending: list[_Pending], return_exceptions: bool = False) -> list[Any]:
+        """One gate call for every image still undecided, then each request's plan and rewrite (a
+        request whose fail-open raises gets that exception in its place with ``return_exceptions``)."""
+
+        def fail_open(p: _Pending, exc: BaseException) -> None:
+            try:
+                p.done = self._fail_open(p.request, p.record, exc)
+            except ResgateError as raised:
+                if not return_exceptions:
+                    raise
+                p.done = raised
+
         started = time.perf_counter()
         gated = [p for p in pending if p.done is None and None in p.forced]
         to_gate = [ref for p in gated for ref, forced in zip(p.refs, p.forced) if forced is None]
@@ -178,7 +201,7 @@ class Router:
             except Exception as exc:  # a gate is pluggable code; whatever it raises, fail open unless asked not to
                 for p in gated:
                     p.record["gate_ms"] = _ms(started)
-                    p.done = self._fail_open(p.request, p.record, exc)
+                    fail_open(p, exc)
         gate_ms = _ms(started) if to_gate else 0.0
         gated_ids = {id(p) for p in gated}
         it = iter(decisions)
@@ -192,7 +215,7 @@ class Router:
                 p.done = self._apply(p.request, p.refs, rungs, p.record, [d for d in mine if d is not None])
             except ResgateError as exc:  # e.g. pixels that do not decode, found when resizing
                 p.record["images"].clear()
-                p.done = self._fail_open(p.request, p.record, exc)
+                fail_open(p, exc)
         return [p.done for p in pending if p.done is not None]
 
     def _apply(

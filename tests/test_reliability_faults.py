@@ -165,6 +165,8 @@ def test_fault_matrix(name, setup, expected, tiny_gate, tmp_path):
         assert error["code"] == expected.code and error["message"]
         kind = {400: "invalid_request_error", 429: "invalid_request_error", 500: "server_error"}
         assert error["type"] == kind.get(expected.status, "upstream_error"), error
+        # a passed-through 429 keeps the upstream's Retry-After, so the client's SDK waits as asked
+        assert response.headers.get("retry-after") == ("0.2" if expected.status == 429 else None)
     if expected.calls is not None:
         assert upstream.calls[setup.upstream] == expected.calls
     if expected.status == 200 and expected.calls == 2:  # the retry waited (Retry-After or backoff)

@@ -356,6 +356,39 @@ def test_route_batch_fails_open_per_request(tiny_gate):
     assert [b.record["status"] for b in batch] == ["fallback", "routed"]
 
 
+def test_route_batch_keeps_a_bad_request_from_its_neighbours(spy):
+    router = Router(spy, family="idefics3", metrics=False, on_bad_input="raise")
+    bad = {"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}
+    requests = [chat(image_part(PAGE)), bad, "not a request", chat(image_part(PAGE), question="Date?")]
+    with pytest.raises(ImageError):  # without return_exceptions the first failure is raised
+        router.route_batch(requests)
+    spy.calls.clear()
+    batch = router.route_batch(requests, return_exceptions=True)
+    assert isinstance(batch[1], ImageError) and isinstance(batch[2], InputError)
+    assert [b.record["status"] for b in (batch[0], batch[3])] == ["routed", "routed"]
+    assert spy.calls == [2]  # the two good requests still share one gate call
+
+
+def test_micro_batcher_hands_each_request_its_own_outcome(spy):
+    import asyncio
+
+    from resgate_router.server.batcher import GateBatcher
+
+    router = Router(spy, family="idefics3", metrics=False, on_bad_input="raise")
+    bad = {"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}
+
+    async def run():
+        batcher = GateBatcher(router, max_batch=8, max_wait_ms=200)
+        good = [chat(image_part(PAGE), question=f"Q{k}?") for k in range(3)]
+        outcomes = await asyncio.gather(*(batcher.route(r) for r in [*good, bad]), return_exceptions=True)
+        await batcher.close()
+        return outcomes
+
+    outcomes = asyncio.run(run())
+    assert [o.record["status"] for o in outcomes[:3]] == ["routed"] * 3 and isinstance(outcomes[3], ImageError)
+    assert spy.calls == [3]  # a hostile request does not cost its neighbours their batching
+
+
 def test_pixel_limit_is_enforced_from_the_header(tiny_gate):
     router = Router(tiny_gate, family="idefics3", metrics=False, on_bad_input="raise", max_pixels=1_000_000)
     with pytest.raises(ImageError, match="limit"):

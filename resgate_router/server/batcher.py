@@ -39,14 +39,20 @@ class GateBatcher:
                 except asyncio.TimeoutError:
                     break
             requests, overrides, futures = zip(*batch)
-            try:
-                results = await asyncio.to_thread(self.router.route_batch, list(requests), list(overrides))
-            except Exception:  # one bad request must not fail its neighbours: route them one by one
+            try:  # a request's own error comes back in its place; its neighbours stay batched
+                results = await asyncio.to_thread(
+                    self.router.route_batch, list(requests), list(overrides), return_exceptions=True
+                )
+            except Exception:  # anything else: route them one by one, so each gets its own outcome
                 for request, override, future in batch:
                     await self._route_one(request, override, future)
                 continue
             for future, result in zip(futures, results):
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
                     future.set_result(result)
 
     async def _route_one(self, request: dict[str, Any], override: Any, future: asyncio.Future[RoutedRequest]) -> None:

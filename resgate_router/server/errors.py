@@ -31,6 +31,9 @@ def error_response(exc: ResgateError) -> JSONResponse:
     status = status_of(exc)
     kind = "invalid_request_error" if status < 500 else "upstream_error" if status in (502, 504) else "server_error"
     error = {"message": str(exc), "type": kind, "param": None, "code": type(exc).__name__}
+    headers = {}
     if isinstance(exc, UpstreamStatusError):
         error["upstream_status"] = exc.status_code
-    return JSONResponse({"error": error}, status_code=status)
+        if status == 429 and exc.retry_after:  # the client's SDK backs off as the upstream asked
+            headers["Retry-After"] = exc.retry_after
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
