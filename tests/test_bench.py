@@ -106,6 +106,21 @@ def test_a_new_gate_costs_no_downstream_call(documents: Path, resumed, capsys) -
     assert "legibility" in capsys.readouterr().out
 
 
+def test_both_learned_gate_kinds_compare_in_one_run(documents: Path, resumed, tiny_gate_dir, tmp_path) -> None:
+    from resgate_router.testing import build_tiny_granite_gate
+
+    out = resumed[0]
+    granite = build_tiny_granite_gate(tmp_path / "granite-gate")
+    gates = f"native,{tiny_gate_dir},{granite}"
+    assert main(["bench", "--data", str(documents), *ARGS, "--gates", gates, "--out", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["downstream_calls"] == 0  # both gates' rungs were answered already
+    for name in (str(tiny_gate_dir), str(granite)):
+        gate = results["gates"][name]
+        assert gate["gate_ms_median"] > 0 and gate["visual_tokens"] > 0
+        assert sum(gate["class_mix"].values()) == pytest.approx(1.0, abs=1e-3)
+
+
 def test_round_robin_over_upstreams_with_concurrency(documents: Path, tmp_path: Path) -> None:
     """Two real loopback HTTP upstreams (OpenAI-compatible): the runs are spread evenly over them."""
     from tests.upstreams import FaultServer
