@@ -5,7 +5,9 @@ Each finished (sample, resolution, model) run is appended to a JSONL :class:`Run
 ends, so an interrupted sweep loses nothing it finished and a rerun (or a benchmark with one more
 gate) only runs what is missing. Requests are built and resized by the :class:`~resgate_router.Router`
 with the class forced, exactly as in serving. HTTP adapters run ``concurrency`` requests at a time,
-spread round-robin over several upstreams (e.g. vLLM replicas).
+spread round-robin over several upstreams (e.g. vLLM replicas); in-process engines (``hf``, ``vllm``:
+adapters with ``complete_batch``) get ``batch_size`` requests per engine call, grouped by resolution.
+A batched run records the batch's wall time (``batch_ms``, ``batch_size``), not a per-request latency.
 """
 
 from __future__ import annotations
@@ -88,14 +90,16 @@ class Sweep:
         max_tokens: int = 64,
         served_model: str | None = None,
         stream: bool = False,
+        batch_size: int = 1,
         progress: bool = True,
     ) -> None:
         if not adapters:
             raise ConfigError("a sweep needs at least one adapter")
-        if concurrency < 1:
-            raise ConfigError(f"concurrency must be >= 1, got {concurrency}")
+        if concurrency < 1 or batch_size < 1:
+            raise ConfigError(f"concurrency and batch size must be >= 1, got {concurrency} and {batch_size}")
         self.adapters, self.store, self.model, self.policy = list(adapters), store, model, policy
         self.concurrency, self.max_tokens, self.served_model = concurrency, max_tokens, served_model
+        self.batch_size = batch_size
         self.stream, self.progress = stream, progress
         self.calls = 0  # downstream calls made by this sweep (cache hits make none)
         self.failures: list[dict[str, Any]] = []
@@ -113,8 +117,15 @@ class Sweep:
             if self.store.get(sample.id, rung_key(rung), self.model) is None
         ]
         bar = _progress(len(todo), desc, self.progress)
+        batched = self.batch_size > 1 and not self.stream and all(hasattr(a, "complete_batch") for a in self.adapters)
         try:
-            if self.concurrency == 1:
+            if batched:
+                todo.sort(key=lambda item: item[1])  # one resolution per batch: one engine call each
+                for start in range(0, len(todo), self.batch_size):
+                    chunk = todo[start : start + self.batch_size]
+                    self._batch(router, chunk)
+                    bar.update(len(chunk))
+            elif self.concurrency == 1:
                 for sample, k in todo:
                     self._one(router, sample, k)
                     bar.update(1)
@@ -138,9 +149,13 @@ class Sweep:
             self.calls += 1
         return adapter
 
-    def _one(self, router: Router, sample: Sample, k: int) -> None:
-        rung = router.ladder[k]
-        run: dict[str, Any] = {"id": sample.id, "resolution": rung_key(rung), "model": self.model}
+    def _fail(self, run: dict[str, Any], exc: BaseException) -> None:
+        run["error"] = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            self.failures.append(run)
+
+    def _routed(self, router: Router, sample: Sample, k: int, run: dict[str, Any]) -> Any:
+        """The request for ``sample`` at rung ``k``, resized by the router; its cost goes into ``run``."""
         image = str(sample.image) if isinstance(sample.image, Path) else sample.image
         request: dict[str, Any] = {
             "messages": [
@@ -154,10 +169,46 @@ class Sweep:
         }
         if self.served_model:
             request["model"] = self.served_model
+        routed = router.route(request, override=k)
+        image = routed.record["images"][0]
+        run.update(visual_tokens=routed.record["routed_tokens"], sent=image["sent"], native=image["native"])
+        return routed
+
+    def _new_run(self, sample: Sample, rung: Rung) -> dict[str, Any]:
+        return {"id": sample.id, "resolution": rung_key(rung), "model": self.model}
+
+    def _batch(self, router: Router, chunk: list[tuple[Sample, int]]) -> None:
+        """One engine call for a chunk of (sample, rung) pairs."""
+        runs, routed = [], []
+        for sample, k in chunk:
+            run = self._new_run(sample, router.ladder[k])
+            try:
+                routed.append(self._routed(router, sample, k, run))
+                runs.append(run)
+            except Exception as exc:  # this pair's image: reported, the rest of the chunk still runs
+                self._fail(run, exc)
+        if not runs:
+            return
+        started = time.perf_counter()
         try:
-            routed = router.route(request, override=k)
-            image = routed.record["images"][0]
-            run.update(visual_tokens=routed.record["routed_tokens"], sent=image["sent"], native=image["native"])
+            responses = self._adapter().complete_batch(
+                [r.request for r in routed], [r.processor_kwargs for r in routed]
+            )
+        except Exception as exc:  # the engine call failed: every run of it is retried on rerun
+            for run in runs:
+                self._fail(run, exc)
+            return
+        batch_ms = round((time.perf_counter() - started) * 1000, 2)
+        for run, response in zip(runs, responses):
+            run.update(answer=ChatResponse.model_validate(response).text, batch_ms=batch_ms, batch_size=len(runs))
+            if getattr(response, "usage", None) is not None:
+                run["prompt_tokens"] = response.usage.prompt_tokens
+            self.store.add(run)
+
+    def _one(self, router: Router, sample: Sample, k: int) -> None:
+        run = self._new_run(sample, router.ladder[k])
+        try:
+            routed = self._routed(router, sample, k, run)
             adapter = self._adapter()
             started = time.perf_counter()
             if self.stream:
@@ -174,9 +225,7 @@ class Sweep:
             run["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
             run["answer"] = text
         except Exception as exc:  # one failed run must not end a sweep of thousands: reported, retried on rerun
-            run["error"] = f"{type(exc).__name__}: {exc}"
-            with self._lock:
-                self.failures.append(run)
+            self._fail(run, exc)
             return
         self.store.add(run)
 

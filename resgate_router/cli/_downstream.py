@@ -23,6 +23,13 @@ def add_downstream_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--metric", default="anls", choices=["anls", "relaxed", "vqa", "exact", "contains"])
     parser.add_argument("--concurrency", type=int, default=1, help="requests in flight (HTTP adapters)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        help="requests per engine call for in-process engines (hf, vllm; default 16); 1 also records "
+        "per-request latency",
+    )
     parser.add_argument("--family", default=None, help="downstream family for resizing and token accounting")
     parser.add_argument("--model", default=None, help="downstream model dir or Hub id (processor config, family)")
     parser.add_argument("--served-model", default=None, help="the 'model' field sent to an OpenAI-compatible server")
@@ -71,5 +78,6 @@ def make_sweep(args: argparse.Namespace, store_path: Path, *, stream: bool = Fal
         max_tokens=args.max_tokens,
         served_model=args.served_model,
         stream=stream,
+        batch_size=args.batch_size,
         progress=not args.no_progress,
     )
