@@ -167,6 +167,11 @@ def test_train_flag_errors_are_one_line(base, tmp_path, capsys) -> None:
         assert err.startswith("resgate train: error:") and message in err and "Traceback" not in err
 
 
+def test_onnx_export_says_it_takes_only_the_mlp_gate(gate_dir, tmp_path, capsys) -> None:
+    assert main(["export", "--gate", str(gate_dir), "--out", str(tmp_path / "onnx")]) == 2
+    assert "only the MLP gate exports to ONNX; this is a 'granite-lora' gate" in capsys.readouterr().err
+
+
 def test_router_and_route_take_a_granite_gate_dir(gate_dir, pages, tmp_path, capsys) -> None:
     from resgate_router.server.routing import build_router
     from resgate_router.server.settings import GateSettings
