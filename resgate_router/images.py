@@ -51,6 +51,10 @@ def load_image(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> I
     raise ImageError(f"unsupported image input of type {type(source).__name__}")
 
 
+#: what Pillow raises on corrupt or truncated files (found by fuzzing: not only OSError)
+_PILLOW_CORRUPT = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
+
+
 def probe_size(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """The upright (width, height) ``load_image`` would return, read from the header only (no pixel
     decoding); refuses empty, unrecognised and oversized images the same way."""
@@ -74,7 +78,7 @@ def probe_size(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> t
         try:
             exif.load(image.info["exif"])
             orientation = exif.get(_ORIENTATION, 1)
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error):
+        except _PILLOW_CORRUPT:
             pass  # corrupt EXIF: upright, as Pillow's own getexif (so load_image) reads it
     return (image.height, image.width) if orientation in _TRANSPOSED else image.size
 
@@ -97,7 +101,7 @@ def _decode(stream: io.IOBase, what: str, max_pixels: int, *, header_only: bool 
         raise ImageTooLargeError(f"{what}: refused as a possible decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{what}: not a recognised image format") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:  # Pillow's, on corrupt files
+    except _PILLOW_CORRUPT as exc:
         raise ImageError(f"{what}: corrupt or truncated image ({exc})") from exc
 
 
