@@ -274,7 +274,18 @@ class Router:
 
     # ------------------------------------------------------------------ decisions
     def _run_gate(self, refs: list[ImageRef]) -> list[Any]:
-        images, questions = [r.image for r in refs], [r.question for r in refs]
+        """The gate's decisions, checked: a gate that answers with the wrong count or classes outside
+        the ladder fails open like one that raises."""
+        decisions = self._call_gate([r.image for r in refs], [r.question for r in refs])
+        if len(decisions) != len(refs):
+            raise GateError(f"gate returned {len(decisions)} decisions for {len(refs)} images")
+        for d in decisions:
+            label = getattr(d, "label", None)
+            if not isinstance(label, int) or not 0 <= label < len(self.ladder):
+                raise GateError(f"gate returned {d!r}: not a decision on this {len(self.ladder)}-rung ladder")
+        return decisions
+
+    def _call_gate(self, images: list[Any], questions: list[str]) -> list[Any]:
         if self._gate_pool is None:
             return list(self.gate.predict_batch(images, questions))
         deadline = time.monotonic() + self.gate_timeout

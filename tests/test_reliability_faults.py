@@ -266,3 +266,29 @@ def test_a_client_that_hangs_up_mid_stream_still_leaves_one_record(tiny_gate, tm
         upstream.stop()
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(records) == 1 and records[0]["status"] == "error", records
+
+
+class BuggyRouter(Router):
+    """A router with a bug in its routing step. No real component fails like this on purpose, so this
+    fake stands in for any unexpected exception inside the proxy."""
+
+    def route(self, request, *, override=None):
+        raise RuntimeError("secret /internal/path leaked")
+
+
+def test_an_unexpected_error_is_an_openai_500_without_internals_and_one_record(tiny_gate, tmp_path):
+    upstream = FaultServer()
+    log = tmp_path / "savings.jsonl"
+    router = BuggyRouter(tiny_gate, family="idefics3", metrics=False, log=log)
+    text_only = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}  # routed without the batcher
+    try:
+        with serve_app(create_app(ServerSettings(upstream=upstream.url("ok")), router=router)) as proxy:
+            reply = httpx.post(f"{proxy}/v1/chat/completions", json=text_only, timeout=30)
+            assert httpx.get(f"{proxy}/healthz").status_code == 200
+    finally:
+        upstream.stop()
+    assert reply.status_code == 500
+    error = reply.json()["error"]
+    assert error["type"] == "server_error" and error["code"] == "RuntimeError" and "secret" not in reply.text
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(records) == 1 and records[0]["status"] == "error" and records[0]["error"] == "RuntimeError"

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from resgate_router.adapters import CallableAdapter
 
 from resgate_router import GateError, GateTimeoutError, ImageError, InputError, Router
+from resgate_router.gate import GateDecision
 from resgate_router.messages import encode_data_url
 from resgate_router.monitoring import RouterMetrics
 from resgate_router.testing import make_document_image
@@ -212,6 +213,35 @@ def test_failing_gate_falls_back_to_baseline(tiny_gate, error):
     )
     with pytest.raises(GateError):
         raising.complete(chat(image_part(PAGE)))
+
+
+class WrongGate:
+    """A user's gate with a bug: it answers, but not with decisions the router can use."""
+
+    def __init__(self, tiny_gate, answer) -> None:
+        self.ladder, self.config, self.answer = tiny_gate.ladder, tiny_gate.config, answer
+
+    def predict_batch(self, images, questions):
+        return self.answer(len(images))
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (lambda n: [], "gate returned 0 decisions for 1 images"),
+        (lambda n: [None] * n, "not a decision on this 3-rung ladder"),
+        (lambda n: [GateDecision(7, 384, (1.0,), 384.0, "x")] * n, "not a decision"),
+    ],
+)
+def test_a_gate_answering_nonsense_fails_open(tiny_gate, answer, message, caplog):
+    downstream = Downstream()
+    router = Router(WrongGate(tiny_gate, answer), CallableAdapter(downstream), family="idefics3", metrics=False)
+    result = router.complete(chat(image_part(PAGE)))
+    assert result.record["status"] == "fallback" and result.record["error"] == "GateError"
+    assert downstream.requests[0][1] == {} and message in caplog.text
+    raising = Router(WrongGate(tiny_gate, answer), family="idefics3", on_gate_error="raise", metrics=False)
+    with pytest.raises(GateError, match=message):
+        raising.route(chat(image_part(PAGE)))
 
 
 def test_slow_gate_times_out_to_baseline(tiny_gate):

@@ -68,6 +68,11 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
     async def _resgate_error(request: Request, exc: ResgateError) -> JSONResponse:
         return error_response(exc)
 
+    @app.exception_handler(Exception)
+    async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        """A bug (ours or a plugged-in component's): still an OpenAI-format answer; the server logs it."""
+        return error_response(exc)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -101,7 +106,7 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
                 routed = await state["batcher"].route(body, override)
             else:
                 routed = router.route(body, override=override)
-        except ResgateError as exc:  # refused before routing: still one record per request
+        except Exception as exc:  # refused before routing: still one record per request
             router.log_rejected(body, exc)
             raise
         auth = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
@@ -114,7 +119,7 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
                 return StreamingResponse(_sse(router, routed.record, first, chunks), media_type="text/event-stream")
             upstream = await adapter.araw(routed.request, **kwargs)
             adapter.parse(upstream)  # a 200 that is not a chat completion is the upstream's failure: 502
-        except ResgateError as exc:
+        except Exception as exc:
             router.log_failure(routed.record, exc, None)
             raise
         router.log_record(routed.record)

@@ -15,7 +15,7 @@ from ..errors import (
 __all__ = ["status_of", "error_response"]
 
 
-def status_of(exc: ResgateError) -> int:
+def status_of(exc: BaseException) -> int:
     if isinstance(exc, InputError):
         return 400
     if isinstance(exc, UpstreamStatusError) and exc.status_code < 500:
@@ -27,10 +27,13 @@ def status_of(exc: ResgateError) -> int:
     return 500
 
 
-def error_response(exc: ResgateError) -> JSONResponse:
+def error_response(exc: BaseException) -> JSONResponse:
+    """The OpenAI-format error body; anything that is not a :class:`ResgateError` is a 500."""
     status = status_of(exc)
     kind = "invalid_request_error" if status < 500 else "upstream_error" if status in (502, 504) else "server_error"
-    error = {"message": str(exc), "type": kind, "param": None, "code": type(exc).__name__}
+    # an unexpected error's text may hold internals (paths, values): a public proxy does not echo it
+    message = str(exc) if isinstance(exc, ResgateError) else "internal error in resgate-router (logged)"
+    error = {"message": message, "type": kind, "param": None, "code": type(exc).__name__}
     headers = {}
     if isinstance(exc, UpstreamStatusError):
         error["upstream_status"] = exc.status_code
