@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import time
 
 import httpx
 import openai
@@ -55,23 +57,41 @@ def test_unchanged_openai_client_gets_gated_answers(plugin_server, vllm_server, 
     client.close()
 
 
-@pytest.mark.parametrize("case", ["bad-base64", "bomb", "file-url", "client-kwargs"])
+def _records(log, at_least: int) -> list:
+    """The savings log once it holds ``at_least`` records (its writer thread runs behind)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        if len(records) >= at_least:
+            return records
+        time.sleep(0.05)
+    return records
+
+
+@pytest.mark.parametrize("case", ["bad-base64", "bomb", "file-url", "deep-json", "array-body", "client-kwargs"])
 def test_bad_requests_get_4xx_and_the_engine_survives(plugin_server, case):
-    url, _ = plugin_server
+    url, log = plugin_server
+    before = len(_records(log, 0))
     bomb = "data:image/png;base64," + base64.b64encode(png_with_header_size(60000, 60000)).decode()
     body = {
         "bad-base64": chat("data:image/png;base64,@@@"),
         "bomb": chat(bomb),
         "file-url": chat("file:///etc/passwd"),
+        "deep-json": b"[" * 100_000,
+        "array-body": b"[1, 2]",
         "client-kwargs": chat(encode_data_url(PAGE), mm_processor_kwargs={"do_resize": False}),
     }[case]
-    response = httpx.post(f"{url}/chat/completions", json=body, timeout=60)
+    raw = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, bytes) else {}
+    response = httpx.post(f"{url}/chat/completions", **(raw or {"json": body}), timeout=60)
     if case == "client-kwargs":
         assert response.status_code == 200  # the dangerous kwargs were dropped, not forwarded
     else:
         assert 400 <= response.status_code < 500 and response.json()["error"]["message"]
     ok = httpx.post(f"{url}/chat/completions", json=chat(encode_data_url(PAGE)), timeout=60)
     assert ok.status_code == 200
+    records = _records(log, before + 2)[before:]  # one record per request, refused ones included
+    statuses = [r["status"] for r in records]
+    assert statuses == (["routed", "routed"] if case == "client-kwargs" else ["error", "routed"]), records
 
 
 def test_server_fails_at_start_up_when_the_gate_cannot_load(tiny_backbone, tmp_path):
