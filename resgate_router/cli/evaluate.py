@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ._features import add_backbone_args
+
 HELP = "Measure a trained gate on labeled data (accuracy, macro precision/recall, ROC-AUC, confusion matrix)."
 
 
@@ -16,12 +18,8 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
         "--data", required=True, help="labeled samples: .jsonl, CARES .parquet, datasets dir or hf:NAME"
     )
     parser.add_argument("--out", default=None, help="write the metrics as JSON to this file")
-    parser.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/resgate/features)")
-    parser.add_argument("--no-cache", action="store_true", help="compute features without reading or writing a cache")
     parser.add_argument("--batch-size", type=int, default=8, help="samples per backbone forward pass")
-    parser.add_argument("--strict", action="store_true", help="a missing or unreadable image is an error")
-    parser.add_argument("--device", default=None, help="cpu, cuda ... (default: cuda if available)")
-    parser.add_argument("--dtype", default=None, help="float32 or bfloat16 (default: float32 on CPU, bfloat16 on CUDA)")
+    add_backbone_args(parser)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._features import add_backbone_args
+
 HELP = "Train a gate on labeled data: an MLP head on cached backbone features, or a Granite LoRA adapter."
 
 
@@ -33,12 +35,8 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=42, help="split, initialisation and shuffling seed")
     parser.add_argument("--val-frac", type=float, default=0.1, help="stratified validation share")
-    parser.add_argument("--cache-dir", default=None, help="feature cache (default ~/.cache/resgate/features)")
-    parser.add_argument("--no-cache", action="store_true", help="compute features without reading or writing a cache")
     parser.add_argument("--extract-batch-size", type=int, default=8, help="samples per backbone forward pass")
-    parser.add_argument("--strict", action="store_true", help="a missing or unreadable image is an error")
-    parser.add_argument("--device", default=None, help="backbone device: cpu, cuda ... (default: cuda if available)")
-    parser.add_argument("--dtype", default=None, help="backbone dtype (default: float32 on CPU, bfloat16 on CUDA)")
+    add_backbone_args(parser)
     lora = parser.add_argument_group("granite-lora gate")
     lora.add_argument("--rank", type=int, default=4, help="LoRA rank (default 4, as the model card)")
     lora.add_argument("--alpha", type=int, default=16, help="LoRA alpha (default 16)")

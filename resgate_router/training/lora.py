@@ -27,7 +27,7 @@ from ..gate.granite import DEFAULT_PROMPT, TARGET_MODULES, GraniteDoclingGate
 from ..ladder import Ladder
 from .pipeline import CONFUSION_FILE, METRICS_FILE, check_two_classes, counts_and_split, data_report, load_training_data
 from .report import classification_metrics, write_confusion_png
-from .trainer import SELECTION_METRIC, TrainConfig, class_weights, split_indices
+from .trainer import SELECTION_METRIC, TrainConfig, class_weights, run_epochs, split_indices
 
 __all__ = ["LoraSettings", "LORA_TRAIN_DEFAULTS", "ProbeSet", "load_probes", "train_granite_gate"]
 
@@ -123,7 +123,6 @@ def _adapter_copy(model: Any) -> dict[str, torch.Tensor]:
 
 def _train(gate: GraniteDoclingGate, data: ProbeSet, config: TrainConfig, progress: bool) -> dict[str, Any]:
     from peft import set_peft_model_state_dict
-    from sklearn.metrics import recall_score
     from tqdm.auto import tqdm
 
     num_classes = len(gate.ladder)
@@ -139,42 +138,31 @@ def _train(gate: GraniteDoclingGate, data: ProbeSet, config: TrainConfig, progre
     generator = torch.Generator().manual_seed(config.seed)
     train_rows, val_rows = split.train.tolist(), split.val.tolist()
     steps = config.epochs * -(-len(train_rows) // config.batch_size)
-    history: list[dict[str, Any]] = []
-    best: tuple[tuple[float, float], int, dict[str, torch.Tensor], np.ndarray] | None = None
-    bar = tqdm(total=steps, unit="batch", desc="training LoRA", disable=not progress)
-    for epoch in range(1, config.epochs + 1):
-        started = time.perf_counter()
+
+    def fit_epoch() -> float:
         order = [train_rows[i] for i in torch.randperm(len(train_rows), generator=generator).tolist()]
+        return _fit_epoch(gate, optimizer, data, order, targets, vocab_weights, config, bar)
+
+    with tqdm(total=steps, unit="batch", desc="training LoRA", disable=not progress) as bar:
         try:
-            train_loss = _fit_epoch(gate, optimizer, data, order, targets, vocab_weights, config, bar)
-            val_loss, probs = _evaluate(gate, data, val_rows, targets, config.batch_size)
+            history, best = run_epochs(
+                config.epochs,
+                fit_epoch,
+                lambda: _evaluate(gate, data, val_rows, targets, config.batch_size),
+                y[val_rows],
+                lambda: _adapter_copy(gate.model),
+                bar,
+            )
         except RuntimeError as exc:  # OOM, kernel failures
             raise GateError(f"LoRA training step failed: {exc}") from exc
-        predicted = probs.argmax(axis=1)
-        recall = float(recall_score(y[val_rows], predicted, average="macro", zero_division=0))
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "val_accuracy": float((predicted == y[val_rows]).mean()),
-                "val_macro_recall": recall,
-                "seconds": time.perf_counter() - started,
-            }
-        )
-        bar.set_postfix(loss=f"{train_loss:.4f}", val_recall=f"{recall:.3f}")
-        if best is None or (recall, -val_loss) > best[0]:
-            best = ((recall, -val_loss), epoch, _adapter_copy(gate.model), probs)
-    bar.close()
-    assert best is not None  # epochs >= 1
-    set_peft_model_state_dict(gate.model, best[2])
+    set_peft_model_state_dict(gate.model, best.state)
     gate.model.eval()
     return {
         "split": split,
         "weights": weights,
-        "best_epoch": best[1],
+        "best_epoch": best.epoch,
         "history": history,
-        "val_probabilities": best[3],
+        "val_probabilities": best.val_probabilities,
         "val_labels": y[val_rows],
     }
 

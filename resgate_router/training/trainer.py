@@ -18,7 +18,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,17 @@ from torch import nn
 from ..errors import ConfigError
 from ..gate.model import make_head
 
-__all__ = ["TrainConfig", "Split", "TrainResult", "split_indices", "class_weights", "class_logits", "train_head"]
+__all__ = [
+    "TrainConfig",
+    "Split",
+    "TrainResult",
+    "BestEpoch",
+    "split_indices",
+    "class_weights",
+    "class_logits",
+    "run_epochs",
+    "train_head",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -178,10 +188,55 @@ def train_head(
         return _train(features, labels, num_classes, config, progress)
 
 
+@dataclass
+class BestEpoch:
+    epoch: int
+    state: Any  # what ``snapshot`` returned after that epoch
+    val_probabilities: np.ndarray
+
+
+def run_epochs(
+    epochs: int,
+    fit_epoch: Callable[[], float],
+    evaluate: Callable[[], tuple[float, np.ndarray]],
+    val_labels: np.ndarray,
+    snapshot: Callable[[], Any],
+    bar: Any,
+) -> tuple[list[dict[str, Any]], BestEpoch]:
+    """The loop both trainers share: ``fit_epoch()`` -> train loss, ``evaluate()`` -> (val loss, val
+    probabilities), per epoch; the history, and the best epoch by validation macro recall (ties: lower
+    validation loss, then the earlier epoch) with its ``snapshot()``."""
+    from sklearn.metrics import recall_score
+
+    history: list[dict[str, Any]] = []
+    best: tuple[tuple[float, float], BestEpoch] | None = None
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        train_loss = fit_epoch()
+        val_loss, probs = evaluate()
+        predicted = probs.argmax(axis=1)
+        recall = float(recall_score(val_labels, predicted, average="macro", zero_division=0))
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_accuracy": float((predicted == val_labels).mean()),
+                "val_macro_recall": recall,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        bar.set_postfix(loss=f"{train_loss:.4f}", val_recall=f"{recall:.3f}")
+        if best is None or (recall, -val_loss) > best[0]:
+            best = ((recall, -val_loss), BestEpoch(epoch, snapshot(), probs))
+    if best is None:
+        raise ConfigError("epochs must be at least 1")
+    return history, best[1]
+
+
 def _train(
     features: torch.Tensor, labels: torch.Tensor, num_classes: int, config: TrainConfig, progress: bool
 ) -> TrainResult:
-    from sklearn.metrics import recall_score
     from tqdm.auto import tqdm
 
     y = labels.numpy()
@@ -194,40 +249,30 @@ def _train(
     train_idx, val_idx = torch.from_numpy(split.train), torch.from_numpy(split.val)
     weight_t = torch.tensor(weights, dtype=torch.float32)
     x_val, y_val = features[val_idx], labels[val_idx]
-    history: list[dict[str, Any]] = []
-    best: tuple[tuple[float, float], int, dict[str, torch.Tensor], np.ndarray] | None = None
-    bar = tqdm(range(1, config.epochs + 1), unit="epoch", desc="training head", disable=not progress)
-    for epoch in bar:
-        started = time.perf_counter()
+
+    def fit_epoch() -> float:
         order = train_idx[torch.randperm(len(train_idx), generator=generator)]
-        train_loss = _fit_epoch(head, optimizer, features, labels, order, weight_t, config)
-        val_loss, probs = _evaluate(head, x_val, y_val)
-        predicted = probs.argmax(axis=1)
-        recall = float(recall_score(y_val.numpy(), predicted, average="macro", zero_division=0))
-        accuracy = float((predicted == y_val.numpy()).mean())
-        seconds = time.perf_counter() - started
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "val_accuracy": accuracy,
-                "val_macro_recall": recall,
-                "seconds": seconds,
-            }
+        loss = _fit_epoch(head, optimizer, features, labels, order, weight_t, config)
+        bar.update(1)
+        return loss
+
+    with tqdm(total=config.epochs, unit="epoch", desc="training head", disable=not progress) as bar:
+        history, best = run_epochs(
+            config.epochs,
+            fit_epoch,
+            lambda: _evaluate(head, x_val, y_val),
+            y_val.numpy(),
+            lambda: copy.deepcopy(head.state_dict()),
+            bar,
         )
-        bar.set_postfix(loss=f"{train_loss:.4f}", val_recall=f"{recall:.3f}")
-        if best is None or (recall, -val_loss) > best[0]:
-            best = ((recall, -val_loss), epoch, copy.deepcopy(head.state_dict()), probs)
-    assert best is not None  # epochs >= 1
-    head.load_state_dict(best[2])
+    head.load_state_dict(best.state)
     head.eval()
     return TrainResult(
         head=head,
-        best_epoch=best[1],
+        best_epoch=best.epoch,
         history=history,
         split=split,
         class_weights=weights,
-        val_probabilities=best[3],
+        val_probabilities=best.val_probabilities,
         val_labels=y_val.numpy(),
     )
