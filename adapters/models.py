@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import UpstreamProtocolError
+
 __all__ = ["ChatRequest", "Usage", "ChatResponse"]
 
 
@@ -62,7 +64,12 @@ class ChatResponse(BaseModel):
 
     @property
     def text(self) -> str:
-        """The first choice's message content ("" when there is none)."""
-        if not self.choices:
-            return ""
-        return (self.choices[0].get("message") or {}).get("content") or ""
+        """The first choice's message text (content parts joined; "" for an empty answer). A
+        completion without a message is the upstream's fault: :class:`UpstreamProtocolError`."""
+        message = self.choices[0].get("message") if self.choices else None
+        if not isinstance(message, dict):
+            raise UpstreamProtocolError(f"the completion has no message: {str(self.choices)[:200]}")
+        content = message.get("content")
+        if isinstance(content, list):  # content parts
+            content = "".join(part.get("text") or "" for part in content if isinstance(part, dict))
+        return content if isinstance(content, str) else ""

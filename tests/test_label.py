@@ -177,3 +177,26 @@ def test_label_then_train_then_route_and_bench_with_the_new_gate(
     assert main(bench) == 0
     results = json.loads((out / "results.json").read_text())
     assert set(results["gates"][str(gate_dir)]["per_class_accuracy"]) == {"384", "768", "1024"}
+
+
+def test_sweep_joins_content_parts_and_retries_answers_without_a_message(documents: Path, tmp_path: Path) -> None:
+    from resgate_router.adapters import CallableAdapter
+
+    from resgate_router.datasets import load_samples
+    from resgate_router.policies import get_policy
+    from resgate_router.sweep import RunStore, Sweep
+
+    samples = load_samples(documents).samples[:2]
+    parts = {"choices": [{"message": {"content": [{"type": "text", "text": "to"}, {"type": "text", "text": "tal"}]}}]}
+    answers = iter([parts, {"choices": []}, parts, parts])  # a user's engine, one answer per call
+    sweep = Sweep(
+        [CallableAdapter(lambda request, kwargs: next(answers))],
+        RunStore(tmp_path / "runs.jsonl"),
+        model="m",
+        policy=get_policy("idefics3"),
+        progress=False,
+    )
+    sweep.run(samples, [384, 768])
+    stored = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert [r["answer"] for r in stored] == ["total"] * 3
+    assert len(sweep.failures) == 1 and "UpstreamProtocolError" in sweep.failures[0]["error"]
