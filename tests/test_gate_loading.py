@@ -14,6 +14,15 @@ from resgate_router.gate.loading import gate_type
 from resgate_router.testing import make_document_image
 
 
+def test_options_a_kind_does_not_take_are_config_errors_and_none_means_unset(tmp_path: Path) -> None:
+    from resgate_router.testing import build_tiny_granite_gate
+
+    granite = build_tiny_granite_gate(tmp_path / "granite")
+    assert load_gate(granite, device=None, dtype=None, profile=None).ladder.to_list() == [384, 512, "full"]
+    with pytest.raises(ConfigError, match="a 'granite-lora' gate does not take that option .*'profile'"):
+        load_gate(granite, profile="cares")
+
+
 def test_dispatch_by_the_directory_config(tiny_gate_dir: Path, tmp_path: Path) -> None:
     assert gate_type(tiny_gate_dir) == "smolvlm-mlp"  # what save_pretrained writes
     assert isinstance(load_gate(tiny_gate_dir), SmolVLMGate)

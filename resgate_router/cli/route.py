@@ -41,7 +41,7 @@ def main(args: argparse.Namespace) -> int:
     image = load_image(args.image)
     started = time.perf_counter()
     options = {"backbone": args.backbone, "profile": args.profile, "device": args.device, "dtype": args.dtype}
-    gate = load_gate(args.gate, ladder=ladder, **{k: v for k, v in options.items() if v is not None})
+    gate = load_gate(args.gate, ladder=ladder, **options)
     load_ms = (time.perf_counter() - started) * 1000
     accounting: dict = {}
     started = time.perf_counter()

@@ -63,7 +63,8 @@ def gate_type(path: str | Path) -> str:
 def load_gate(spec: str | Path, *, ladder: str | Ladder | None = None, policy: Any = None, **kwargs: Any) -> Any:
     """A gate from a directory or Hub id (any kind), or ``legibility``. ``policy`` (the downstream's
     family policy) lets ``legibility`` pick the largest rung of equal cost; ``kwargs`` go to a
-    directory's loader (``device``, ``dtype``, ``profile`` ...)."""
+    directory's loader (``device``, ``dtype``, ``profile`` ...): ``None`` values are left out, and an
+    option the kind does not take is a :class:`ConfigError`."""
     if str(spec) == "legibility":
         from .legibility import LegibilityGate
 
@@ -71,6 +72,10 @@ def load_gate(spec: str | Path, *, ladder: str | Ladder | None = None, policy: A
     kind = gate_type(spec)
     if kind not in GATE_TYPES:
         raise ConfigError(f"{spec}: unknown gate_type {kind!r}; known: {sorted(GATE_TYPES)}")
-    if ladder is not None:
-        kwargs["ladder"] = ladder
-    return GATE_TYPES[kind](str(spec), **kwargs)
+    options = {k: v for k, v in {**kwargs, "ladder": ladder}.items() if v is not None}
+    try:
+        return GATE_TYPES[kind](str(spec), **options)
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise ConfigError(f"{spec}: a {kind!r} gate does not take that option ({exc})") from exc

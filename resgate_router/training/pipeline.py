@@ -195,8 +195,7 @@ def evaluate_gate(
 
     source = str(gate)
     if isinstance(gate, (str, Path)):
-        options = {k: v for k, v in {"device": device, "dtype": dtype}.items() if v is not None}
-        gate = load_gate(gate, **options)  # non-MLP loaders need not take device/dtype
+        gate = load_gate(gate, device=device, dtype=dtype)
     loaded = load_samples(data, strict=strict, require_label=True)
     config = getattr(gate, "config", None)
     names = list(getattr(config, "class_names", None) or default_class_names(len(gate.ladder)))
