@@ -67,7 +67,8 @@ class ResgateEndpointPlugin:
         from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 
         from .adapters.openai_http import safe_processor_kwargs
-        from .errors import InputError
+        from .errors import InputError, ResgateError
+        from .server.errors import status_of
 
         original = next(
             r.endpoint for r in app.routes if isinstance(r, APIRoute) and r.path == CHAT_PATH and "POST" in r.methods
@@ -75,31 +76,33 @@ class ResgateEndpointPlugin:
         args = getattr(app.state, "args", None)
         self.router = router = self._build_router(getattr(args, "model", None))
 
-        def rejected(body: dict[str, Any], message: str) -> Any:
-            """A 400, and the request's one savings-log record, as at the proxy."""
-            router.log_rejected(body, InputError(message))
-            return _error(message)
+        def rejected(body: dict[str, Any], exc: ResgateError) -> Any:
+            """vLLM's error format with the proxy's status (400 for bad input, 500 for a gate error the
+            settings raise), and the request's one savings-log record, as at the proxy."""
+            router.log_rejected(body, exc)
+            return _error(str(exc), status_of(exc))
 
         @app.post(CHAT_PATH)
         async def gated_chat_completion(raw_request: Request) -> Any:
             try:
                 body = await raw_request.json()
             except (ValueError, RecursionError):  # RecursionError: JSON nested absurdly deep
-                return rejected({}, "request body is not valid JSON")
+                return rejected({}, InputError("request body is not valid JSON"))
             if not isinstance(body, dict):
-                return rejected({}, "request body must be a JSON object")
+                return rejected({}, InputError("request body must be a JSON object"))
             body.pop("mm_processor_kwargs", None)  # never a client's own: {"do_resize": false} kills the engine
             try:
                 routed = await asyncio.to_thread(router.route, body, override=raw_request.headers.get(OVERRIDE_HEADER))
-            except InputError as exc:
-                return rejected(body, str(exc))
+            except ResgateError as exc:
+                return rejected(body, exc)
             request = dict(routed.request)
             if routed.processor_kwargs:
                 request["mm_processor_kwargs"] = safe_processor_kwargs(routed.processor_kwargs)
             try:
                 chat_request = ChatCompletionRequest.model_validate(request)
             except ValidationError as exc:
-                return rejected(body, f"invalid chat request: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+                error = exc.errors()[0]
+                return rejected(body, InputError(f"invalid chat request: {error['loc']}: {error['msg']}"))
             started = time.perf_counter()
             response = await original(chat_request, raw_request)
             routed.record["downstream_ms"] = round((time.perf_counter() - started) * 1000, 3)
