@@ -171,10 +171,10 @@ class OpenAIAdapter(_OpenAIBase, Adapter):
 
     def _post(self, body: dict[str, Any], *, stream: bool) -> httpx.Response:
         url = f"{self.base_url}/chat/completions"
+        request = self.build_request(url, body, self.headers)  # encoded once, sent again on a retry
         for attempt in range(self.max_retries + 1):
             try:
                 with _mapped_errors(url):
-                    request = self.build_request(url, body, self.headers)
                     response = self.client.send(request, stream=stream)
             except UpstreamConnectionError:
                 if attempt == self.max_retries:
@@ -227,11 +227,10 @@ class AsyncOpenAIAdapter(_OpenAIBase, AsyncAdapter):
         self, body: dict[str, Any], *, stream: bool, headers: dict[str, str] | None = None
     ) -> httpx.Response:
         url = f"{self.base_url}/chat/completions"
-        headers = {**self.headers, **(headers or {})}
+        request = self.build_request(url, body, {**self.headers, **(headers or {})})  # encoded once
         for attempt in range(self.max_retries + 1):
             try:
                 with _mapped_errors(url):
-                    request = self.build_request(url, body, headers)
                     response = await self.client.send(request, stream=stream)
             except UpstreamConnectionError:
                 if attempt == self.max_retries:
