@@ -183,7 +183,7 @@ class Router:
 
         def fail_open(p: _Pending, exc: BaseException) -> None:
             try:
-                p.done = self._fail_open(p.request, p.record, exc)
+                p.done = self._fail_open(p.request, p.record, exc, p.refs)  # images already parsed
             except ResgateError as raised:
                 if not return_exceptions:
                     raise
@@ -241,7 +241,11 @@ class Router:
         record.setdefault("status", "routed")
         return RoutedRequest(rewritten, routed.processor_kwargs, record, decisions)
 
-    def _fail_open(self, request: dict[str, Any], record: dict[str, Any], exc: BaseException) -> RoutedRequest:
+    def _fail_open(
+        self, request: dict[str, Any], record: dict[str, Any], exc: BaseException, refs: list[ImageRef] | None = None
+    ) -> RoutedRequest:
+        """The request at the baseline (or raised, as the settings ask); ``refs``: its local images,
+        when already parsed."""
         record["error"] = type(exc).__name__
         if isinstance(exc, InputError) and self.on_bad_input == "raise":
             raise exc
@@ -251,19 +255,20 @@ class Router:
             raise GateError(f"gate failed: {exc}") from exc
         logger.warning("gate failed (%s: %s); sending the request at the baseline", type(exc).__name__, exc)
         record["status"] = "fallback"
-        try:
-            refs = [
-                r
-                for r in find_images(
-                    request,
-                    allow_local_paths=self.allow_local_paths,
-                    fetcher=self.fetch_remote,
-                    max_pixels=self.max_pixels,
-                )
-                if r.local
-            ]
-        except ResgateError:  # undecodable image: the downstream gets the request untouched
-            return RoutedRequest(request, {}, record)
+        if refs is None:
+            try:
+                refs = [
+                    r
+                    for r in find_images(
+                        request,
+                        allow_local_paths=self.allow_local_paths,
+                        fetcher=self.fetch_remote,
+                        max_pixels=self.max_pixels,
+                    )
+                    if r.local
+                ]
+            except ResgateError:  # undecodable image: the downstream gets the request untouched
+                return RoutedRequest(request, {}, record)
         for ref in refs:
             record["images"].append(self._image_entry(ref, None, "fallback", self.baseline))
         try:
