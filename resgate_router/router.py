@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from .accounting import model_cost
 from .errors import ConfigError, GateError, InputError, ResgateError
-from .gate.decision import default_class_names
+from .gate.decision import class_names_of
 from .images import DEFAULT_MAX_PIXELS
 from .ladder import FULL, Ladder, Rung
 from .ledger import SavingsLog
@@ -105,6 +105,7 @@ class Router:
         self.model = str(model) if model is not None else None
         self.cost = model_cost(model, self.family)
         self.ladder = Ladder.parse(ladder) if ladder is not None else getattr(gate, "ladder", Ladder.parse("card"))
+        self.class_names = class_names_of(gate, len(self.ladder))
         if gate is not None and len(self.ladder) != len(getattr(gate, "ladder", self.ladder)):
             raise ConfigError(f"ladder {self.ladder.spec()!r} does not match the gate's {len(gate.ladder)} classes")
         self.baseline = None if baseline == FULL else int(baseline)
@@ -315,9 +316,7 @@ class Router:
         return None
 
     def _class_of(self, value: Any) -> int:
-        names = list(
-            getattr(getattr(self.gate, "config", None), "class_names", None) or default_class_names(len(self.ladder))
-        )
+        names = self.class_names
         if isinstance(value, dict):
             value = value.get("resolution", value.get("class"))
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(self.ladder):
@@ -353,9 +352,7 @@ class Router:
         return resolution
 
     def _image_entry(self, ref: ImageRef, label: int | None, source: str, resolution: int | None) -> dict[str, Any]:
-        names = getattr(getattr(self.gate, "config", None), "class_names", None) or default_class_names(
-            len(self.ladder)
-        )
+        names = self.class_names
         entry = {
             "native": list(ref.native),
             "class": label,

@@ -189,7 +189,7 @@ def evaluate_gate(
 ) -> dict[str, Any]:
     """Metrics of a gate (a directory, Hub id or gate object) on labeled ``data``. An MLP gate reads
     backbone features through the same cache as ``train_gate``; other gates run ``predict_batch``."""
-    from ..gate.decision import default_class_names
+    from ..gate.decision import class_names_of
     from ..gate.loading import load_gate
     from ..gate.smolvlm import SmolVLMGate
 
@@ -197,8 +197,7 @@ def evaluate_gate(
     if isinstance(gate, (str, Path)):
         gate = load_gate(gate, device=device, dtype=dtype)
     loaded = load_samples(data, strict=strict, require_label=True)
-    config = getattr(gate, "config", None)
-    names = list(getattr(config, "class_names", None) or default_class_names(len(gate.ladder)))
+    names = class_names_of(gate, len(gate.ladder))
     check_labels(loaded.samples, len(names), "the gate")
     features = None
     samples = loaded.samples
