@@ -53,7 +53,7 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
 def _train_config(args: argparse.Namespace) -> object:
     from ..training.trainer import TrainConfig
 
-    defaults = {"epochs": 6, "batch_size": 64, "lr": 1e-4}
+    defaults = {k: getattr(TrainConfig, k) for k in ("epochs", "batch_size", "lr")}  # the dataclass defaults
     if args.gate == "granite-lora":
         from ..training.lora import LORA_TRAIN_DEFAULTS as defaults
     chosen = {k: defaults[k] if getattr(args, k) is None else getattr(args, k) for k in defaults}
