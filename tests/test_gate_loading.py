@@ -29,6 +29,10 @@ def test_dispatch_by_the_directory_config(tiny_gate_dir: Path, tmp_path: Path) -
     assert load_gate(tiny_gate_dir, ladder="cares").ladder.to_list() == [384, 768, 1024]
     legibility = load_gate("legibility", ladder="384,768,full")
     assert isinstance(legibility, LegibilityGate) and legibility.ladder.to_list() == [384, 768, "full"]
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy" / "config.json").write_text(json.dumps({"gate_type": "mlp"}))
+    (tmp_path / "plain").mkdir()  # a reference CARES checkpoint's directory says nothing
+    assert gate_type(tmp_path / "legacy") == gate_type(tmp_path / "plain") == "smolvlm-mlp"
     (tmp_path / "odd").mkdir()
     (tmp_path / "odd" / "config.json").write_text(json.dumps({"gate_type": "quantum"}))
     with pytest.raises(ConfigError, match="unknown gate_type 'quantum'"):

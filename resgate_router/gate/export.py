@@ -236,10 +236,10 @@ def export_gate(
     from tqdm.auto import tqdm
 
     if not isinstance(gate, SmolVLMGate):
-        from .loading import gate_type
+        from .loading import MLP, gate_type
 
         kind = gate_type(gate)
-        if kind not in ("mlp", "smolvlm-mlp"):
+        if kind != MLP:
             raise ConfigError(f"{gate}: only the MLP gate exports to ONNX; this is a {kind!r} gate")
         gate = SmolVLMGate.from_pretrained(gate, device="cpu", dtype="float32", **load)
     elif gate.device.type != "cpu" or gate.dtype != torch.float32:

@@ -36,28 +36,28 @@ def _onnx(path: str, **kwargs: Any) -> Any:
 
 #: ``gate_type`` in a gate directory's config.json -> loader(path, **kwargs)
 GATE_TYPES: dict[str, Callable[..., Any]] = {
-    "mlp": _mlp,
-    "smolvlm-mlp": _mlp,  # ResGateConfig's
+    "smolvlm-mlp": _mlp,  # ResGateConfig's; also a directory that does not say (a reference CARES checkpoint)
     "onnx": _onnx,  # written by ``resgate export``
     "granite-lora": _granite,  # Granite-Docling + LoRA adapter (GraniteDoclingGate)
 }
-
-
+MLP = "smolvlm-mlp"
+_ALIASES = {"mlp": MLP}
 _KIND_FILES = ["config.json", "adapter_config.json"]
 
 
 def gate_type(path: str | Path) -> str:
     """The kind of gate stored at ``path``, a directory or a Hub id (only its two config files are
-    fetched): ``mlp`` when the config does not say, ``granite-lora`` for a bare PEFT adapter."""
-    directory = Path(path) if Path(path).is_dir() else resolve_dir(path, "gate", allow_patterns=_KIND_FILES)
+    fetched): ``smolvlm-mlp`` when the config does not say, ``granite-lora`` for a bare PEFT adapter."""
+    directory = resolve_dir(path, "gate", allow_patterns=_KIND_FILES)
     config = directory / "config.json"
     if not config.is_file():
-        return "granite-lora" if (directory / "adapter_config.json").is_file() else "mlp"
+        return "granite-lora" if (directory / "adapter_config.json").is_file() else MLP
     try:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{config}: not a readable JSON gate config ({exc})") from exc
-    return str(data.get("gate_type", "mlp"))
+    kind = str(data.get("gate_type", MLP))
+    return _ALIASES.get(kind, kind)
 
 
 def load_gate(spec: str | Path, *, ladder: str | Ladder | None = None, policy: Any = None, **kwargs: Any) -> Any:
