@@ -8,7 +8,6 @@ tokenized with ``tokenizers`` from the exported ``tokenizer.json``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from PIL import Image
 
 from .._extras import require
 from ..errors import ConfigError, GateError, GateLoadError, InputError, QuestionError
+from ..hub import read_json, resolve_dir
 from ..images import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from ..ladder import Ladder
 from ..policies.idefics3 import resized_size, tile_grid
@@ -159,7 +159,7 @@ class OnnxGate(BatchedGate):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        directory = Path(path)
+        directory = resolve_dir(path, "gate")  # a directory, or a Hub repo holding an exported gate
         settings = _read_settings(directory)
         precision = precision or settings["default_precision"]
         file = directory / model_file(precision)
@@ -224,11 +224,9 @@ class OnnxGate(BatchedGate):
 
 
 def _read_settings(directory: Path) -> dict[str, Any]:
-    config = directory / "config.json"
-    try:
-        settings = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise GateLoadError(f"unreadable ONNX gate config {config}: {exc}", path=str(config)) from exc
+    settings = read_json(directory / "config.json")
     if settings.get("gate_type") != GATE_TYPE:
-        raise GateLoadError(f"{directory} is not an exported ONNX gate (gate_type {GATE_TYPE!r})", path=str(config))
+        raise GateLoadError(
+            f"{directory} is not an exported ONNX gate (gate_type {GATE_TYPE!r})", path=str(directory / "config.json")
+        )
     return settings
