@@ -162,10 +162,15 @@ def vqa_accuracy(prediction: str, answers: Sequence[str]) -> float:
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
+def contains_key(text: str) -> str:
+    """What :func:`contains` compares: lowercase alphanumerics only."""
+    return _NON_WORD.sub("", text.lower())
+
+
 def contains(prediction: str, answers: Sequence[str]) -> float:
     """Alphanumerics only, so punctuation and spacing differences of OCR output do not count."""
-    text = _NON_WORD.sub("", prediction.lower())
-    return float(any((key := _NON_WORD.sub("", a.lower())) and key in text for a in answers))
+    text = contains_key(prediction)
+    return float(any((key := contains_key(a)) and key in text for a in answers))
 
 
 def anls_lines(prediction: str, answers: Sequence[str]) -> float:

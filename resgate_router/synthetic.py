@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import random
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from .errors import ConfigError
+from .metrics import contains_key
 
 __all__ = ["KINDS", "generate_documents"]
 
@@ -79,17 +79,10 @@ _DEPARTMENTS = _words("Accounting; Engineering; Marketing; Procurement; Research
 _ROWS = _words("North; South; East; West; Central; Northeast; Southwest; Pacific; Mountain; Atlantic")
 _REPORTS = _words("Quarterly Sales Report; Regional Revenue Summary; Shipments by Region; Units Sold by Quarter")
 
-_NON_WORD = re.compile(r"[^0-9a-z]+")
-
 
 @functools.lru_cache(maxsize=256)
 def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)  # Aileron (FreeType, Pillow >= 10.1), same on every machine
-
-
-def _key(text: str) -> str:
-    """What ``metrics.contains`` compares: lowercase alphanumerics."""
-    return _NON_WORD.sub("", text.lower())
 
 
 class _Page:
@@ -143,13 +136,13 @@ class _Page:
 
     def questions(self) -> list[tuple[str, str, int]]:
         """2-4 questions whose answer occurs exactly once on the page, spread over its text sizes."""
-        everything = "".join(_key(text) for text in self.texts)
+        everything = "".join(contains_key(text) for text in self.texts)
         unique = [
             c
             for c in self.candidates
-            if len(key := _key(c[1])) >= 4
+            if len(key := contains_key(c[1])) >= 4
             and everything.count(key) == 1
-            and sum(key in _key(text) for text in self.texts) == 1
+            and sum(key in contains_key(text) for text in self.texts) == 1
         ]
         self.rng.shuffle(unique)
         unique.sort(key=lambda c: c[2])
