@@ -11,7 +11,6 @@ and kept in memory, about 200 KB per sample at 256 px.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +24,8 @@ from ..datasets import DataError, Sample
 from ..errors import GateError, ImageError
 from ..gate.granite import DEFAULT_PROMPT, TARGET_MODULES, GraniteDoclingGate
 from ..ladder import Ladder
-from .pipeline import CONFUSION_FILE, METRICS_FILE, check_two_classes, counts_and_split, data_report, load_training_data
-from .report import classification_metrics, write_confusion_png
-from .trainer import SELECTION_METRIC, TrainConfig, class_weights, run_epochs, split_indices
+from .pipeline import check_two_classes, data_report, load_training_data, write_training_report
+from .trainer import TrainConfig, class_weights, run_epochs, split_indices
 
 __all__ = ["LoraSettings", "LORA_TRAIN_DEFAULTS", "ProbeSet", "load_probes", "train_granite_gate"]
 
@@ -209,30 +207,27 @@ def train_granite_gate(
     check_two_classes(probes.samples)
     result = _train(gate, probes, config, progress)
     out = gate.save_pretrained(out)
-    names = list(gate.config.class_names or [])
-    validation = classification_metrics(result["val_labels"], result["val_probabilities"], names)
     trainable = sum(p.numel() for p in gate.model.parameters() if p.requires_grad)
-    metrics = {
-        "gate_type": gate.config.gate_type,
-        "validation": validation,
-        "best_epoch": result["best_epoch"],
-        "selection_metric": SELECTION_METRIC,
-        "history": result["history"],
-        "class_names": names,
-        "ladder": ladder.to_list(),
-        **counts_and_split(probes.labels.numpy(), result["split"], len(ladder)),
-        "class_weights": {"mode": config.class_weights, "values": result["weights"]},
-        "base": str(base),
-        "lora": {**vars(lora), "target_modules": list(lora.target_modules), "trainable_params": trainable},
-        "probe_size": gate.config.probe_size,
-        "class_tokens": gate.config.class_tokens,
-        "prompt": gate.config.prompt,
-        "dtype": str(gate.dtype).replace("torch.", ""),
-        "train_config": {k: v for k, v in vars(config).items() if k != "head_hidden"},
-        "data": {"source": str(data), **data_report(loaded, probes)},
-        "timing": {"load_s": load_s, "train_s": sum(h["seconds"] for h in result["history"])},
-    }
-    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    title = f"validation, best epoch {result['best_epoch']}"
-    write_confusion_png(validation, names, out / CONFUSION_FILE, title=title)
-    return metrics
+    return write_training_report(
+        out,
+        names=list(gate.config.class_names or []),
+        ladder=ladder,
+        labels=probes.labels.numpy(),
+        split=result["split"],
+        best_epoch=result["best_epoch"],
+        history=result["history"],
+        val_labels=result["val_labels"],
+        val_probabilities=result["val_probabilities"],
+        config=config,
+        weights=result["weights"],
+        gate_type=gate.config.gate_type,
+        base=str(base),
+        lora={**vars(lora), "target_modules": list(lora.target_modules), "trainable_params": trainable},
+        probe_size=gate.config.probe_size,
+        class_tokens=gate.config.class_tokens,
+        prompt=gate.config.prompt,
+        dtype=str(gate.dtype).replace("torch.", ""),
+        train_config={k: v for k, v in vars(config).items() if k != "head_hidden"},
+        data={"source": str(data), **data_report(loaded, probes)},
+        timing={"load_s": load_s, "train_s": sum(h["seconds"] for h in result["history"])},
+    )

@@ -129,35 +129,62 @@ def train_gate(
     result = train_head(features.features, features.labels, len(ladder), config, progress=progress)
     gate.model.head.load_state_dict(result.head.state_dict())
     out = gate.save_pretrained(out)
-    names = list(gate.config.class_names)
-    validation = classification_metrics(result.val_labels, result.val_probabilities, names)
-    labels = features.labels.numpy()
+    return write_training_report(
+        out,
+        names=list(gate.config.class_names),
+        ladder=ladder,
+        labels=features.labels.numpy(),
+        split=result.split,
+        best_epoch=result.best_epoch,
+        history=result.history,
+        val_labels=result.val_labels,
+        val_probabilities=result.val_probabilities,
+        config=config,
+        weights=result.class_weights,
+        backbone=str(backbone),
+        backbone_digest=features.setting.get("backbone_digest"),
+        profile=gate.profile,
+        layer=gate.model.backbone.layer,
+        window=gate.model.backbone.window,
+        dtype=str(gate.dtype).replace("torch.", ""),
+        train_config=vars(config),
+        data={"source": str(data), **data_report(loaded, features)},
+        cache={"dir": features.cache_dir, "hits": features.hits, "misses": features.extracted},
+        timing={"extract_s": extract_s, "train_s": sum(h["seconds"] for h in result.history)},
+    )
+
+
+def write_training_report(
+    out: Path,
+    *,
+    names: list[str],
+    ladder: Ladder,
+    labels: np.ndarray,
+    split: Any,
+    best_epoch: int,
+    history: list[dict[str, Any]],
+    val_labels: np.ndarray,
+    val_probabilities: np.ndarray,
+    config: TrainConfig,
+    weights: list[float],
+    **extra: Any,
+) -> dict[str, Any]:
+    """``metrics.json`` and ``confusion_matrix.png`` of a training run (either trainer): the best
+    epoch's validation metrics, the history, class counts and split, then the trainer's ``extra``."""
+    validation = classification_metrics(val_labels, val_probabilities, names)
     metrics = {
         "validation": validation,
-        "best_epoch": result.best_epoch,
+        "best_epoch": best_epoch,
         "selection_metric": SELECTION_METRIC,
-        "history": result.history,
+        "history": history,
         "class_names": names,
         "ladder": ladder.to_list(),
-        **counts_and_split(labels, result.split, len(ladder)),
-        "class_weights": {"mode": config.class_weights, "values": result.class_weights},
-        "backbone": str(backbone),
-        "backbone_digest": features.setting.get("backbone_digest"),
-        "profile": gate.profile,
-        "layer": gate.model.backbone.layer,
-        "window": gate.model.backbone.window,
-        "dtype": str(gate.dtype).replace("torch.", ""),
-        "train_config": vars(config),
-        "data": {"source": str(data), **data_report(loaded, features)},
-        "cache": {
-            "dir": features.cache_dir,
-            "hits": features.hits,
-            "misses": features.extracted,
-        },
-        "timing": {"extract_s": extract_s, "train_s": sum(h["seconds"] for h in result.history)},
+        **counts_and_split(labels, split, len(ladder)),
+        "class_weights": {"mode": config.class_weights, "values": weights},
+        **extra,
     }
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
-    write_confusion_png(validation, names, out / CONFUSION_FILE, title=f"validation, best epoch {result.best_epoch}")
+    write_confusion_png(validation, names, out / CONFUSION_FILE, title=f"validation, best epoch {best_epoch}")
     return metrics
 
 
