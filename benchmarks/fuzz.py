@@ -27,11 +27,11 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
 def _run(strategy: Any, check: Callable[[Any], str], examples: int, progress: Any) -> dict[str, Any]:
     from hypothesis import given, settings
 
-    from tests.test_fuzz import _QUIET
+    import tests.test_fuzz  # noqa: F401 (registers the fuzz profiles)
 
     outcomes: Counter[str] = Counter()
 
-    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=_QUIET)
+    @settings(settings.get_profile("fuzz-long"), max_examples=examples)
     @given(strategy)
     def target(value: Any) -> None:
         outcomes[check(value)] += 1
@@ -42,7 +42,8 @@ def _run(strategy: Any, check: Callable[[Any], str], examples: int, progress: An
     try:
         target()
     except Exception as exc:  # a falsifying example: recorded, the other targets still run
-        failures.append(f"{type(exc).__name__}: {exc}"[:4000])
+        notes = "\n".join(getattr(exc, "__notes__", []))  # the falsifying example hypothesis attached
+        failures.append(f"{type(exc).__name__}: {exc}\n{notes}"[:4000])
     return {
         "examples": sum(outcomes.values()),
         "outcomes": dict(outcomes),
@@ -61,10 +62,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     warnings.simplefilter("ignore")  # Pillow's warnings on odd files are not errors outside pytest
     pipeline = fz.RequestPipeline()
-    with fz.running_proxy() as url, httpx.Client(timeout=60) as client:
+    with fz.fuzz_proxy() as (url, _), httpx.Client(timeout=60) as client:
         targets = {
             "image_decoding": (fz.image_bytes, fz.check_image),
-            "data_urls": (fz.urls.filter(lambda u: isinstance(u, str)), fz.check_data_url),
+            "data_urls": (fz.string_urls, fz.check_data_url),
             "request_parser_router_payload": (
                 st.tuples(fz.requests, st.sampled_from(fz.FAMILIES)),
                 lambda pair: pipeline(*pair),

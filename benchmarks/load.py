@@ -5,9 +5,11 @@ its own process so its peak RSS is its own.
 Each client sends, in turn, image requests (four page sizes), text-only requests, streamed image
 requests and one bad image in ten (a client error, 400). Every request carries a unique tag as its
 ``model``; the savings log's records carry it back, so the audit matches records to requests one to
-one. Reported: requests, successes, clean failures (an OpenAI-format error), 5xx, unclean outcomes
-(transport errors, timeouts, malformed answers), records lost/duplicated/malformed, latency p50/p95,
-throughput, peak RSS of the proxy.
+one. Reported: requests, successes (a completion, or a stream ending in ``[DONE]``), clean failures
+(an OpenAI-format error, also a 200 stream that ends in one: counted again as ``stream_errors``), 5xx,
+unclean outcomes (transport errors, timeouts, malformed answers), records lost/duplicated/malformed,
+latency p50/p95, throughput, the proxy's RSS (start, peak, peak per half of the run) and whether it
+still answers ``/healthz`` after the run.
 
     python -m benchmarks.load --clients 200 --duration 60 --output-json benchmarks/results/load.json
 """
@@ -26,12 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.upstreams import sse_events
+
 from ._common import run_cli, write_json
 
 #: request kinds, cycled through by each client (offset by its number)
 KINDS = ("image", "text", "image", "stream", "image", "text", "image", "stream", "image", "bad")
 RECORD_KEYS = {"id", "time", "model", "family", "status", "images", "saved_tokens", "gate_ms", "error"}
 STATUSES = {"routed", "passthrough", "fallback", "disabled", "error"}
+SUCCESS, FAILURE, UNCLEAN = "success", "clean failure", "unclean"
 
 
 @dataclass
@@ -39,7 +44,7 @@ class Outcome:
     tag: str
     kind: str
     status: int | None  # None: no HTTP answer at all (transport error, timeout)
-    clean: bool  # a well-formed success, or a well-formed OpenAI-format error
+    result: str  # SUCCESS, FAILURE (a well-formed OpenAI-format error) or UNCLEAN
     ms: float
 
 
@@ -65,18 +70,26 @@ def request_body(kind: str, tag: str, page: str) -> dict[str, Any]:
     return {"model": tag, "messages": [{"role": "user", "content": content}], "stream": kind == "stream"}
 
 
-def is_clean(kind: str, status: int, text: str) -> bool:
-    """A success the client can use, or an OpenAI-format error it can report."""
+def _is_error(body: Any) -> bool:
+    return bool(body["error"]["message"]) and bool(body["error"]["type"])
+
+
+def classify(kind: str, status: int, text: str) -> str:
+    """SUCCESS: a completion the client can use, or a stream of chunks ending in ``[DONE]``. FAILURE:
+    an OpenAI-format error the client can report, also a 200 stream whose chunks end in one error
+    event (it failed mid-way). UNCLEAN: anything else."""
     try:
         if status == 200 and kind == "stream":
-            events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
-            return events[-1] == "[DONE]" or "error" in json.loads(events[-1])
+            *chunks, last = sse_events(text)
+            if not all(json.loads(chunk)["choices"] for chunk in chunks):
+                return UNCLEAN
+            return SUCCESS if last == "[DONE]" else FAILURE if _is_error(json.loads(last)) else UNCLEAN
         body = json.loads(text)
         if status == 200:
-            return body["choices"][0]["message"]["content"] is not None
-        return bool(body["error"]["message"]) and bool(body["error"]["type"])
+            return SUCCESS if body["choices"][0]["message"]["content"] is not None else UNCLEAN
+        return FAILURE if _is_error(body) else UNCLEAN
     except (ValueError, KeyError, IndexError, TypeError):
-        return False
+        return UNCLEAN
 
 
 async def _client(http: Any, url: str, number: int, stop: Any, kinds: tuple[str, ...], out: list[Outcome]) -> None:
@@ -89,10 +102,10 @@ async def _client(http: Any, url: str, number: int, stop: Any, kinds: tuple[str,
         started = time.perf_counter()
         try:
             response = await http.post(f"{url}/v1/chat/completions", json=body)
-            status, clean = response.status_code, is_clean(kind, response.status_code, response.text)
+            status, result = response.status_code, classify(kind, response.status_code, response.text)
         except httpx.HTTPError:
-            status, clean = None, False
-        out.append(Outcome(tag, kind, status, clean, (time.perf_counter() - started) * 1000))
+            status, result = None, UNCLEAN
+        out.append(Outcome(tag, kind, status, result, (time.perf_counter() - started) * 1000))
         n += 1
 
 
@@ -123,8 +136,10 @@ def audit_log(path: str | Path, tags: list[str]) -> dict[str, int]:
     for line in Path(path).read_text().splitlines():
         try:
             record = json.loads(line)
-            assert RECORD_KEYS <= record.keys() and record["status"] in STATUSES
-        except (ValueError, AssertionError):
+        except ValueError:
+            record = None
+        well_formed = isinstance(record, dict) and RECORD_KEYS <= record.keys()
+        if not well_formed or record["status"] not in STATUSES or not isinstance(record["model"], str):
             malformed += 1
             continue
         counts[record["model"]] += 1
@@ -140,8 +155,8 @@ def audit_log(path: str | Path, tags: list[str]) -> dict[str, int]:
 
 class PeakRSS:
     """Samples a process's resident memory every ``interval`` seconds in a thread: ``peak`` in bytes,
-    ``halves`` the peak of the first and of the second half of the run (bounded: the second is no
-    higher than the first, give or take)."""
+    ``halves`` the peak of the first and of the second half of the run (growth between them hints at
+    a leak)."""
 
     def __init__(self, pid: int, interval: float = 0.05) -> None:
         import psutil
@@ -177,9 +192,10 @@ def summarise(outcomes: list[Outcome], audit: dict[str, int], wall: float) -> di
         "requests": len(outcomes),
         "by_kind": dict(Counter(o.kind for o in outcomes)),
         "statuses": {str(k): v for k, v in sorted(Counter(o.status for o in outcomes).items(), key=str)},
-        "successes": sum(o.status == 200 and o.clean for o in outcomes),
-        "clean_failures": sum(o.status != 200 and o.clean for o in outcomes),
-        "unclean": sum(not o.clean for o in outcomes),
+        "successes": sum(o.result == SUCCESS for o in outcomes),
+        "clean_failures": sum(o.result == FAILURE for o in outcomes),
+        "stream_errors": sum(o.result == FAILURE and o.status == 200 for o in outcomes),
+        "unclean": sum(o.result == UNCLEAN for o in outcomes),
         "5xx": sum(o.status is not None and o.status >= 500 for o in outcomes),
         "client_errors_answered_4xx": sum(o.kind == "bad" and o.status == 400 for o in outcomes),
         "latency_ms_p50": round(statistics.median(ms), 1),
@@ -211,11 +227,20 @@ def _serve(gate: Path, upstream: str, port: int, log: Path) -> Any:
     raise RuntimeError("resgate serve did not start")
 
 
+def _healthz(url: str) -> int | None:
+    """The status ``GET /healthz`` answers (None: no answer)."""
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/healthz", timeout=10).status_code
+    except httpx.HTTPError:
+        return None
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    import socket
     import tempfile
 
-    from resgate_router.testing import build_tiny_gate
+    from resgate_router.testing import build_tiny_gate, free_port
 
     # the loopback upstream of the test suite: a real HTTP server answering chat completions
     from tests.upstreams import FaultServer
@@ -226,9 +251,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         gate = build_tiny_gate(Path(tmp) / "gate")
         log = Path(tmp) / "savings.jsonl"
         upstream = FaultServer()
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         proxy = _serve(gate, upstream.url("ok"), port, log)
         try:
             with PeakRSS(proxy.pid) as rss:
@@ -236,6 +259,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 outcomes = asyncio.run(drive(f"http://127.0.0.1:{port}", clients=args.clients, duration=args.duration))
                 wall = time.monotonic() - started
             alive = proxy.poll() is None
+            healthz = _healthz(f"http://127.0.0.1:{port}")  # still answering after the run
         finally:
             proxy.terminate()  # graceful: uvicorn drains, the app flushes the log
             proxy.wait(60)
@@ -246,6 +270,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         duration_s=args.duration,
         wall_s=round(wall, 1),
         proxy_crashed=not alive,
+        healthz_after_run=healthz,
         proxy_rss_mb_start=round(rss.start / 2**20, 1),
         proxy_rss_mb_peak=round(rss.peak / 2**20, 1),
         proxy_rss_mb_peak_by_half=[round(h / 2**20, 1) for h in rss.halves],

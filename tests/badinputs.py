@@ -122,11 +122,6 @@ def _jpeg_corrupt_exif() -> bytes:
     return data[:at] + b"XX" + data[at + 2 :]
 
 
-def _sixteen_bit() -> bytes:
-    ramp = np.tile(np.linspace(0, 65535, 640, dtype=np.uint16), (480, 1))
-    return encode(Image.fromarray(ramp))
-
-
 def _image_kinds() -> list[BadInput]:
     bad = corrupt_inputs()
     modes = unusual_modes()  # 300 x 400 pages
@@ -162,7 +157,7 @@ def _image_kinds() -> list[BadInput]:
             "image/png",
             (4000, 3000),
         ),
-        ("png-16bit", "16-bit", _sixteen_bit(), "image/png", (640, 480)),
+        ("png-16bit", "16-bit", encode(modes["I;16"]), "image/png", page),
         ("jpeg-cmyk", "CMYK", encode(modes["CMYK"], "JPEG"), "image/jpeg", page),
         ("png-palette-transparent", "palette with transparency", encode(modes["P-transparent"]), "image/png", page),
         ("png-rgba", "palette with transparency", encode(modes["RGBA"]), "image/png", page),
@@ -170,13 +165,17 @@ def _image_kinds() -> list[BadInput]:
         ("tiff-float", "unusual mode", encode(modes["F"], "TIFF"), "image/tiff", page),
         ("jpeg-grayscale", "unusual mode", encode(modes["L"], "JPEG"), "image/jpeg", page),
         ("bmp", "other format", encode(make_document_image(500, 300, lines=4, seed=4), "BMP"), "image/bmp", (500, 300)),
-        ("gif-animated", "animated GIF", _animated("GIF"), "image/gif", (120, 80)),
-        ("webp-animated", "animated WebP", _animated("WEBP"), "image/webp", (120, 80)),
         ("jpeg-corrupt-exif", "EXIF rotation", _jpeg_corrupt_exif(), "image/jpeg", (400, 600)),
     ]
+    animated = [("gif-animated", "animated GIF", "GIF"), ("webp-animated", "animated WebP", "WEBP")]
     kinds = [BadInput(n, c, image=d, mime=m, error=ImageError) for n, c, d, m in errors]
     kinds += [BadInput(n, "decompression bomb", image=d, mime=m, error=ImageTooLargeError) for n, d, m in bombs]
     kinds += [BadInput(n, c, image=d, mime=m, size=s) for n, c, d, m, s in results]
+    # the first frame (the marked page) must be the one sent, not a later (black or white) frame
+    kinds += [
+        BadInput(n, c, image=_animated(f), mime=f"image/{f.lower()}", size=(120, 80), marker="top-left")
+        for n, c, f in animated
+    ]
     # EXIF orientation 6 (rotate 90 clockwise to view) and 3 (180): stored turned, must arrive upright
     turned = {6: upright.rotate(90, expand=True), 3: upright.rotate(180)}
     kinds += [
@@ -214,27 +213,14 @@ def _request_kinds() -> list[BadInput]:
             request=chat(f"data:text/plain;base64,{png_b64}"),
             error=ImageError,
         ),
-        BadInput(
-            "url-file-scheme",
-            "file:// URL",
-            request=chat("file:///etc/passwd"),
-            error=ImageError,
-            cli={"image": "file:///etc/passwd"},
-        ),
-        BadInput(
-            "url-ftp-scheme",
-            "ftp:// URL",
-            request=chat("ftp://example.com/a.png"),
-            error=ImageError,
-            cli={"image": "ftp://example.com/a.png"},
-        ),
-        BadInput(
-            "url-local-file",
-            "local path",
-            request=chat("/etc/hostname"),
-            error=ImageError,
-            cli={"image": "/etc/hostname"},
-        ),
+        *[
+            BadInput(name, covers, request=chat(url), error=ImageError, cli={"image": url})
+            for name, covers, url in [
+                ("url-file-scheme", "file:// URL", "file:///etc/passwd"),
+                ("url-ftp-scheme", "ftp:// URL", "ftp://example.com/a.png"),
+                ("url-local-file", "local path", "/etc/hostname"),
+            ]
+        ],
         BadInput("image-url-wrong-type", "wrong types", request=chat(12345), error=ImageError),
         BadInput(
             "image-part-without-url",

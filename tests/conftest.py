@@ -39,6 +39,16 @@ def tiny_gate(tiny_gate_dir: Path):
     return SmolVLMGate.from_pretrained(tiny_gate_dir)
 
 
+@pytest.fixture(scope="module")
+def upstream():
+    """A loopback FaultServer shared by a module's tests (tests/upstreams.py)."""
+    from .upstreams import FaultServer
+
+    server = FaultServer()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def page():
     from resgate_router.testing import make_document_image

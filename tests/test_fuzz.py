@@ -10,10 +10,10 @@ The CI profile is small and derandomized; ``HYPOTHESIS_PROFILE=long`` (``FUZZ_EX
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,12 +30,10 @@ from resgate_router.errors import ImageError, InputError
 from resgate_router.gate import FixedGate
 from resgate_router.images import load_image, probe_size
 from resgate_router.messages import decode_data_url
-from resgate_router.server import ServerSettings, create_app
-from resgate_router.testing import serve_app
 
 from .badimages import encode, exif_rotated
 from .badinputs import data_url, marked_page
-from .upstreams import COMPLETION, FaultServer
+from .upstreams import COMPLETION, running_proxy
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
 settings.register_profile(
@@ -123,6 +121,7 @@ urls = st.one_of(
     st.text(max_size=30),
     json_like,
 )
+string_urls = urls.filter(lambda u: isinstance(u, str))
 image_spec = st.fixed_dictionaries(
     {"url": urls}, optional={"detail": st.sampled_from(["low", "high", "auto"]) | json_like}
 )
@@ -153,11 +152,13 @@ requests = st.one_of(
 
 
 def check_image(data: bytes) -> str:
-    """``load_image`` and ``probe_size``: an upright RGB image within the limit, or an ImageError."""
+    """``load_image`` and ``probe_size``: an upright RGB image within the limit, or an ImageError;
+    when ``load_image`` succeeds, ``probe_size`` gave its size (its header-only promise)."""
+    probed = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            width, height = probe_size(data, max_pixels=MAX_PIXELS)
+            probed = width, height = probe_size(data, max_pixels=MAX_PIXELS)
             assert width > 0 and height > 0 and width * height <= MAX_PIXELS
         except ImageError:
             pass
@@ -166,6 +167,7 @@ def check_image(data: bytes) -> str:
         except ImageError:
             return "error"
     assert image.mode == "RGB" and image.width > 0 and image.height > 0 and image.width * image.height <= MAX_PIXELS
+    assert probed == image.size, (probed, image.size)
     return "ok"
 
 
@@ -180,7 +182,8 @@ def check_data_url(url: str) -> str:
 
 class RequestPipeline:
     """A request through ``Router.route`` (per family, FixedGate), then the adapter's payload and the
-    HTTP request it would send: InputError, or a request whose images respect their plan."""
+    HTTP request it would send: InputError, or a request whose images respect their plan (a rung of
+    the ladder, or ``full``: the native size; never upscaled; within the rung for ``generic``)."""
 
     def __init__(self) -> None:
         self.routers = {
@@ -206,27 +209,23 @@ class RequestPipeline:
                 self.adapter.build_request(f"{self.adapter.base_url}/chat/completions", body, {})
             except InputError:
                 return "error"
+        rungs = self.routers[family].ladder.rungs
         for entry in routed.record["images"]:
-            if entry["target"] != "full" and family == "generic":
-                assert max(entry["sent"]) <= entry["target"]
+            native, target, sent = entry["native"], entry["target"], entry["sent"]
+            assert target in rungs and all(0 < s <= n for s, n in zip(sent, native, strict=True)), entry
+            if target == "full":
+                assert sent == native, entry
+            elif family == "generic":
+                assert max(sent) <= target, entry
         return "ok"
 
     def close(self) -> None:
         self.adapter.close()
 
 
-@contextlib.contextmanager
-def running_proxy() -> Iterator[str]:
-    """The proxy (FixedGate(0), generic family) on loopback in front of an always-OK upstream."""
-    upstream = FaultServer()
-    settings_ = ServerSettings(
-        upstream=upstream.url("ok"), fixed_class=0, family="generic", max_image_pixels=MAX_PIXELS, upstream_retries=0
-    )
-    try:
-        with serve_app(create_app(settings_)) as url:
-            yield url
-    finally:
-        upstream.stop()
+def fuzz_proxy():
+    """The proxy (fixed class 0, generic family) on loopback in front of an always-OK upstream."""
+    return running_proxy(fixed_class=0, family="generic", max_image_pixels=MAX_PIXELS, upstream_retries=0)
 
 
 proxy_bodies = st.one_of(
@@ -258,7 +257,7 @@ def test_fuzz_image_decoding(data: bytes) -> None:
 
 
 @FUZZ
-@given(url=urls.filter(lambda u: isinstance(u, str)))
+@given(url=string_urls)
 def test_fuzz_data_urls(url: str) -> None:
     check_data_url(url)
 
@@ -278,7 +277,7 @@ def test_fuzz_request_parser_and_router(pipeline: RequestPipeline, request: Any,
 
 @pytest.fixture(scope="module")
 def proxy() -> Iterator[tuple[httpx.Client, str]]:
-    with running_proxy() as url, httpx.Client(timeout=60) as client:
+    with fuzz_proxy() as (url, _), httpx.Client(timeout=60) as client:
         yield client, url
 
 
@@ -289,7 +288,17 @@ def test_fuzz_proxy(proxy: tuple[httpx.Client, str], body: bytes) -> None:
 
 
 def test_mutations_reach_both_outcomes() -> None:
-    """The image fuzzer is not vacuous: its seeds decode, and cut-off seeds are refused."""
+    """The image fuzzer is not vacuous: its seeds decode, cut-off seeds are refused, and ``mutated()``
+    (derandomized, 100 examples) yields both files that still decode and files that are refused."""
     assert all(check_image(seed) == "ok" for seed in SEEDS)
     assert all(check_image(seed[: len(seed) // 2]) == "error" for seed in SEEDS if not seed.startswith(b"BM"))
     assert load_image(SEEDS[2]).size == (48, 64)  # the EXIF-6 seed decodes upright
+    outcomes: Counter[str] = Counter()
+
+    @settings(settings.get_profile("fuzz-ci"), max_examples=100)
+    @given(data=mutated())
+    def draw(data: bytes) -> None:
+        outcomes[check_image(data)] += 1
+
+    draw()
+    assert outcomes["ok"] > 0 and outcomes["error"] > 0, outcomes

@@ -6,12 +6,10 @@ hang, an untyped exception or a 5xx."""
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import subprocess
 import sys
-import time
 
 import httpx
 import numpy as np
@@ -25,12 +23,14 @@ from resgate_router.cli import main as cli_main
 from resgate_router.errors import ImageError, InputError
 from resgate_router.gate import FixedGate
 from resgate_router.gate.legibility import LegibilityGate
+from resgate_router.messages import decode_data_url
 from resgate_router.policies import get_policy, scaled_size
 from resgate_router.server import ServerSettings, create_app
 from resgate_router.testing import make_document_image, serve_app
 
 from .badimages import encode
 from .badinputs import MAX_BODY, BadInput, corpus
+from .logs import read_records
 from .upstreams import COMPLETION, FaultServer
 
 LOW = 384  # the card ladder's class 0: what FixedGate(0) and the proxy's fixed_class=0 send
@@ -38,13 +38,6 @@ LOW = 384  # the card ladder's class 0: what FixedGate(0) and the proxy's fixed_
 
 def kinds(surface: str) -> list:
     return [pytest.param(k, id=k.name) for k in corpus() if surface in k.surfaces]
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    server = FaultServer()
-    yield server
-    server.stop()
 
 
 def calls(upstream: FaultServer, action) -> tuple[object, list[dict]]:
@@ -65,9 +58,9 @@ def image_urls(body: dict) -> list:
 
 
 def decode(url: str) -> Image.Image:
-    header, _, data = url.partition(",")
-    assert header.startswith("data:image/") and header.endswith(";base64")
-    return Image.open(io.BytesIO(base64.b64decode(data)))
+    mime, data = decode_data_url(url)
+    assert url.startswith(f"data:{mime};base64,")
+    return Image.open(io.BytesIO(data))
 
 
 def check_sent(kind: BadInput, body: dict, targets: list) -> None:
@@ -111,34 +104,30 @@ def test_library_router(kind: BadInput, router, upstream):
         return
     assert not isinstance(result, Exception), repr(result)
     assert result.response.choices[0]["message"]["content"] == "ok" and len(bodies) == 1
-    if kind.forwarded:
-        assert bodies[0]["messages"] == kind.chat()["messages"]
-        return
     record = result.record
+    if kind.forwarded:
+        assert bodies[0]["messages"] == kind.chat()["messages"] and record["status"] == "passthrough", record
+        return
     assert record["status"] == "routed" and [e["native"] for e in record["images"]] == [list(kind.size)] * kind.images
     check_sent(kind, bodies[0], [e["target"] for e in record["images"]])
     if kind.image is None:
         same_text(bodies[0], kind.chat())
 
 
-def _outcome(create, request: dict) -> object:
-    try:
-        return create(**request)
-    except Exception as exc:  # compared between the plain and the wrapped client
-        return exc
+def wrap_kinds() -> list:
+    """The library kinds an ``openai`` client's ``create(**request)`` can take (a dict, not streamed)."""
+    requests = [(p, p.values[0].chat()) for p in kinds("library")]
+    return [p for p, request in requests if isinstance(request, dict) and not request.get("stream")]
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [p for p in kinds("library") if isinstance(p.values[0].chat(), dict) and not p.values[0].chat().get("stream")],
-)
+@pytest.mark.parametrize("kind", wrap_kinds())
 def test_library_wrap_fails_open_like_the_plain_client(kind: BadInput, upstream):
     """A wrapped client (default fail-open) behaves as the plain one, except that images are resized."""
     plain = openai.OpenAI(base_url=upstream.url("ok"), api_key="unused", max_retries=0)
     wrapped = Router(FixedGate(0), family="generic", metrics=False).wrap(plain)
     request = kind.chat()
-    expected, plain_bodies = calls(upstream, lambda: _outcome(plain.chat.completions.create, request))
-    result, bodies = calls(upstream, lambda: _outcome(wrapped.chat.completions.create, request))
+    expected, plain_bodies = calls(upstream, lambda: plain.chat.completions.create(**request))
+    result, bodies = calls(upstream, lambda: wrapped.chat.completions.create(**request))
     plain.close()
     if isinstance(expected, Exception):  # the plain client refuses it too: the same way
         assert type(result) is type(expected) and bodies == plain_bodies == []
@@ -271,10 +260,7 @@ def test_proxy_still_answers_after_the_whole_corpus_and_logged_every_request(pro
     assert response.status_code == 200
     check_sent(kind, bodies[0], [LOW])
     expected = [*EXPECTED_RECORDS, "routed"]
-    deadline = time.monotonic() + 10
-    while len(log.read_text().splitlines()) < len(expected) and time.monotonic() < deadline:
-        time.sleep(0.05)  # the log's writer thread flushes when its queue empties
-    assert [json.loads(line)["status"] for line in log.read_text().splitlines()] == expected
+    assert [record["status"] for record in read_records(log, len(expected))] == expected
 
 
 def test_the_corpus_covers_the_issue():
@@ -310,4 +296,5 @@ def test_the_corpus_covers_the_issue():
     }
     assert required <= items and len(corpus()) >= 30
     assert all(issubclass(k.error, InputError) for k in corpus() if k.error is not None)
-    assert len(kinds("library")) >= 45 and len(kinds("cli")) >= 30 and len(kinds("proxy")) == len(corpus())
+    surfaces = {surface: len(kinds(surface)) for surface in ("library", "cli", "proxy")}
+    assert surfaces == {"library": 56, "cli": 37, "proxy": 60} and len(wrap_kinds()) == 53, surfaces

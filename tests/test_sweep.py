@@ -63,7 +63,9 @@ def test_batched_sweep_equals_one_at_a_time_in_fewer_engine_calls(documents, eng
     batched.run(samples, [384, 768])
     assert single_engine.batches == [1] * 6
     assert batched_engine.batches == [4, 2]  # 3 pages x 2 rungs, rung by rung, 4 per call
-    assert _answers(tmp_path / "batched.jsonl") == _answers(tmp_path / "single.jsonl")
+    answers = _answers(tmp_path / "batched.jsonl")
+    assert answers == _answers(tmp_path / "single.jsonl")
+    assert len(set(answers.values())) > 1, answers  # the inputs matter: a mix-up between pairs would show
     runs = [json.loads(line) for line in (tmp_path / "batched.jsonl").read_text().splitlines()]
     assert all(r["batch_ms"] > 0 and r["batch_size"] in (4, 2) and "latency_ms" not in r for r in runs)
     assert all(r["prompt_tokens"] > r["visual_tokens"] > 0 for r in runs)

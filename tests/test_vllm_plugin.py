@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
-import time
 
 import httpx
 import openai
@@ -15,6 +13,7 @@ from resgate_router.messages import encode_data_url
 from resgate_router.testing import make_document_image, vllm_server
 
 from .badimages import png_with_header_size
+from .logs import read_records
 
 MODEL = "tiny-smolvlm"
 PAGE = make_document_image(1700, 2200, lines=40, seed=3)
@@ -57,21 +56,10 @@ def test_unchanged_openai_client_gets_gated_answers(plugin_server, vllm_server, 
     client.close()
 
 
-def _records(log, at_least: int) -> list:
-    """The savings log once it holds ``at_least`` records (its writer thread runs behind)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-        if len(records) >= at_least:
-            return records
-        time.sleep(0.05)
-    return records
-
-
 @pytest.mark.parametrize("case", ["bad-base64", "bomb", "file-url", "deep-json", "array-body", "client-kwargs"])
 def test_bad_requests_get_4xx_and_the_engine_survives(plugin_server, case):
     url, log = plugin_server
-    before = len(_records(log, 0))
+    before = len(read_records(log, 0))
     bomb = "data:image/png;base64," + base64.b64encode(png_with_header_size(60000, 60000)).decode()
     body = {
         "bad-base64": chat("data:image/png;base64,@@@"),
@@ -89,7 +77,7 @@ def test_bad_requests_get_4xx_and_the_engine_survives(plugin_server, case):
         assert 400 <= response.status_code < 500 and response.json()["error"]["message"]
     ok = httpx.post(f"{url}/chat/completions", json=chat(encode_data_url(PAGE)), timeout=60)
     assert ok.status_code == 200
-    records = _records(log, before + 2)[before:]  # one record per request, refused ones included
+    records = read_records(log, before + 2)[before:]  # one record per request, refused ones included
     statuses = [r["status"] for r in records]
     assert statuses == (["routed", "routed"] if case == "client-kwargs" else ["error", "routed"]), records
 

@@ -5,11 +5,14 @@ The scenario is the first path segment: ``http://127.0.0.1:PORT/<scenario>/v1/ch
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 COMPLETION = {
     "id": "x",
@@ -112,3 +115,24 @@ class FaultServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+
+def sse_events(text: str) -> list[str]:
+    """The ``data:`` payloads of a server-sent-events body, in order."""
+    return [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+
+
+@contextlib.contextmanager
+def running_proxy(router: Any = None, *, scenario: str = "ok", **settings: Any) -> Iterator[tuple[str, FaultServer]]:
+    """The proxy (``create_app``, on uvicorn on loopback) in front of a FaultServer answering
+    ``scenario`` (unless ``settings`` names another ``upstream``); yields (proxy URL, upstream)."""
+    from resgate_router.server import ServerSettings, create_app
+    from resgate_router.testing import serve_app
+
+    upstream = FaultServer()
+    try:
+        app = create_app(ServerSettings(**{"upstream": upstream.url(scenario), **settings}), router=router)
+        with serve_app(app) as url:
+            yield url, upstream
+    finally:
+        upstream.stop()
