@@ -37,7 +37,7 @@ SUITES: dict[str, tuple[str, list[str], str]] = {
     "adapter_overhead": ("adapter_overhead", [], "adapter_overhead.json"),
     "proxy_overhead": ("proxy_overhead", [], "proxy_overhead.json"),
     "train_speed": ("train_speed", [], "train_speed_cpu.json"),
-    "load": ("load", ["--clients", "200", "--duration", "60"], "load.json"),
+    "load": ("load", ["--clients", "200", "--duration", "150"], "load.json"),
     "fuzz": ("fuzz", ["--examples", "10000"], "fuzz.json"),
 }
 
