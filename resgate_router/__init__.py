@@ -1,7 +1,8 @@
 """resgate-router: pick, per request, the smallest image resolution a VLM needs.
 
-Importing this package is light (no torch); ``SmolVLMGate`` loads torch and transformers on first
-use and registers the ``resgate`` model type with transformers' ``AutoConfig``/``AutoModel``.
+Importing this package is light: no torch, transformers or onnxruntime. ``SmolVLMGate`` and
+``GraniteDoclingGate`` load torch and transformers on first use (``SmolVLMGate`` also registers the
+``resgate`` model type with transformers' ``AutoConfig``/``AutoModel``); ``OnnxGate`` loads onnxruntime.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .errors import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
-from .gate.decision import GateDecision
+from .gate import FixedGate, GateDecision, LegibilityGate, load_gate
 from .images import load_image
 from .ladder import FULL, Ladder
 from .ledger import SavingsLog
@@ -38,6 +39,11 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "SmolVLMGate",
+    "GraniteDoclingGate",
+    "OnnxGate",
+    "LegibilityGate",
+    "FixedGate",
+    "load_gate",
     "GateDecision",
     "Router",
     "RoutedRequest",
@@ -69,9 +75,12 @@ __all__ = [
 ]
 
 
+_LAZY_GATES = ("SmolVLMGate", "GraniteDoclingGate", "OnnxGate")  # heavy: imported on first use
+
+
 def __getattr__(name: str) -> Any:
-    if name == "SmolVLMGate":
+    if name in _LAZY_GATES:
         from . import gate
 
-        return gate.SmolVLMGate
+        return getattr(gate, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

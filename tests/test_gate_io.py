@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from resgate_router import ConfigError, GateLoadError, SmolVLMGate
+from resgate_router import ConfigError, GateLoadError, SmolVLMGate, load_gate
 from resgate_router.testing import build_tiny_smolvlm, make_document_image
 
 from .reference import reference_logits
@@ -79,7 +79,10 @@ def _reference_checkpoint(tmp_path, seed, fmt):
 def test_reference_checkpoint_loads_and_matches(tmp_path, tiny_backbone, fmt):
     ckpt, trained_base, model, head = _reference_checkpoint(tmp_path, seed=21, fmt=fmt)
     gate = SmolVLMGate.from_pretrained(ckpt, backbone=tiny_backbone)  # config + processor from tiny_backbone
-    assert gate.profile == "cares" and gate.ladder.spec() == "card"
+    # CARES's labels were 384 / 768 / 1024 px, so its checkpoint means that ladder, not the card's
+    assert gate.profile == "cares" and gate.ladder.spec() == "cares" and gate.ladder.to_list() == [384, 768, 1024]
+    assert load_gate(ckpt, backbone=tiny_backbone).ladder.spec() == "cares"  # every loader agrees
+    assert SmolVLMGate.from_pretrained(ckpt, backbone=tiny_backbone, ladder="card").ladder.spec() == "card"
     image = make_document_image(700, 900, lines=12, seed=8)
     head_state = {f"head.{k}": v for k, v in head.state_dict().items()}
     expected = reference_logits(
@@ -93,9 +96,9 @@ def test_reference_checkpoint_loads_and_matches(tmp_path, tiny_backbone, fmt):
     )
     assert (other - expected).abs().max().item() > 1e-3
     saved = gate.save_pretrained(tmp_path / "converted")
-    assert torch.equal(
-        SmolVLMGate.from_pretrained(saved, backbone=None).model.head[3].weight, gate.model.head[3].weight
-    )
+    converted = SmolVLMGate.from_pretrained(saved, backbone=None)
+    assert torch.equal(converted.model.head[3].weight, gate.model.head[3].weight)
+    assert converted.ladder.spec() == "cares"  # own format: the ladder saved in its config
 
 
 def test_reference_checkpoint_errors_name_file_and_key(tmp_path, tiny_backbone):

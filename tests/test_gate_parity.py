@@ -79,10 +79,15 @@ def test_batch_equals_single(tiny_gate):
     batched = tiny_gate.predict_batch(pages, questions)
     for image, question, decision in zip(pages, questions, batched):
         single = tiny_gate.predict(image, question)
-        assert single.label == decision.label
         assert single.probabilities == pytest.approx(decision.probabilities, abs=1e-5)
+        assert single.label == decision.label or _margin(decision) <= 2e-5  # a tie within the tolerance
         assert single.expected_resolution == pytest.approx(decision.expected_resolution, rel=1e-5)
     assert len({round(d.probabilities[0], 6) for d in batched}) == len(batched)  # inputs matter
+
+
+def _margin(decision) -> float:
+    top = sorted(decision.probabilities)
+    return top[-1] - top[-2]
 
 
 def test_cares_batch_equals_single(tiny_backbone):

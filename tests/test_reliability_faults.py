@@ -45,15 +45,15 @@ class Expected:
     code: str | None = None  # error code in the body (or in the stream's error event); None: success
     log: str = "routed"  # status of the request's one savings-log record
     calls: int | None = 1  # upstream calls (None: not counted)
-    max_s: float = 3.0  # the client has its answer within this many seconds
-    min_s: float = 0.0  # ... and not before (a retry delay, a timeout)
+    min_s: float = 0.0  # the client has its answer no sooner (a retry delay, a timeout): a lower bound only,
+    # which a loaded machine cannot break; that nothing hangs is pytest-timeout's and the client's timeout's job
 
 
 FAULTS = [
     ("ok", Setup(), Expected(200)),
     ("refused", Setup("refuse"), Expected(502, "UpstreamConnectionError", "error", None, min_s=0.45)),
     ("reset", Setup("reset"), Expected(502, "UpstreamConnectionError", "error", 2, min_s=0.45)),
-    ("stall", Setup("stall"), Expected(504, "UpstreamTimeout", "error", 1, max_s=TIMEOUT + 1.5, min_s=TIMEOUT)),
+    ("stall", Setup("stall"), Expected(504, "UpstreamTimeout", "error", 1, min_s=TIMEOUT)),
     ("429 + Retry-After, then ok", Setup("retry429"), Expected(200, calls=2, min_s=0.28)),
     ("503 + Retry-After, then ok", Setup("retry503"), Expected(200, calls=2, min_s=0.28)),
     ("500 without Retry-After, then ok", Setup("flaky500"), Expected(200, calls=2, min_s=0.45)),
@@ -66,7 +66,7 @@ FAULTS = [
     (
         "stream stalls mid-way",
         Setup("stallstream", stream=True),
-        Expected(200, "UpstreamTimeout", "error", max_s=TIMEOUT + 1.5, min_s=TIMEOUT),
+        Expected(200, "UpstreamTimeout", "error", min_s=TIMEOUT),
     ),
     ("stream, upstream refused", Setup("refuse", stream=True), Expected(502, "UpstreamConnectionError", "error", None)),
     ("stream, upstream 503", Setup("always503", stream=True), Expected(502, "UpstreamStatusError", "error", 2)),
@@ -76,26 +76,32 @@ FAULTS = [
         Setup(gate="raises", on_gate_error="raise"),
         Expected(500, "GateError", "error", 0),
     ),
-    ("gate over its time budget", Setup(gate="slow"), Expected(200, log="fallback", max_s=1.5)),
+    ("gate over its time budget", Setup(gate="slow"), Expected(200, log="fallback", min_s=0.3)),
     ("gate out of memory (simulated)", Setup(gate="memory"), Expected(200, log="fallback")),
 ]
 
 
 class FaultyGate:
-    """The real tiny gate behind a fault: raises (``exc``) or takes ``delay`` seconds first. A real
-    out-of-memory cannot be produced safely in a test, so MemoryError is raised by this fake."""
+    """The real tiny gate behind a fault: raises (``exc``), or first waits until ``hold`` is set (a gate
+    slower than any budget, for as long as the test wants). A real out-of-memory cannot be produced
+    safely in a test, so MemoryError is raised by this fake."""
 
-    def __init__(self, gate, *, exc: BaseException | None = None, delay: float = 0.0) -> None:
-        self.gate, self.ladder, self.config, self.exc, self.delay = gate, gate.ladder, gate.config, exc, delay
+    def __init__(self, gate, *, exc: BaseException | None = None, hold: threading.Event | None = None) -> None:
+        self.gate, self.ladder, self.config, self.exc, self.hold = gate, gate.ladder, gate.config, exc, hold
+        self.returned = threading.Event()
 
     def predict_batch(self, images, questions):
         if self.exc is not None:
             raise self.exc
-        time.sleep(self.delay)
-        return self.gate.predict_batch(images, questions)
+        if self.hold is not None:
+            self.hold.wait(60)
+        try:
+            return self.gate.predict_batch(images, questions)
+        finally:
+            self.returned.set()
 
 
-GATE_BUDGET = 0.3  # the router's gate time budget in the "slow" row; the slow gate takes 2 s
+GATE_BUDGET = 0.3  # the router's gate time budget in the "slow" row; the slow gate runs until released
 #: the error a failing-open gate leaves in its "fallback" record
 GATE_ERRORS = {"raises": "RuntimeError", "slow": "GateTimeoutError", "memory": "MemoryError"}
 
@@ -104,7 +110,7 @@ def make_gate(kind: str, tiny_gate):
     return {
         "real": tiny_gate,
         "raises": FaultyGate(tiny_gate, exc=RuntimeError("gate bug")),
-        "slow": FaultyGate(tiny_gate, delay=2.0),
+        "slow": FaultyGate(tiny_gate, hold=threading.Event()),
         "memory": FaultyGate(tiny_gate, exc=MemoryError("simulated out-of-memory")),
     }[kind]
 
@@ -120,8 +126,9 @@ def test_fault_matrix(setup, expected, tiny_gate, tmp_path):
     settings = {"upstream_timeout_s": TIMEOUT, "upstream_retries": 1}
     if setup.upstream == "refuse":  # a port nothing listens on (free_port released it)
         settings["upstream"] = f"http://127.0.0.1:{free_port()}/v1"
+    gate = make_gate(setup.gate, tiny_gate)
     router = Router(
-        make_gate(setup.gate, tiny_gate),
+        gate,
         family="idefics3",
         metrics=False,
         log=log,
@@ -130,14 +137,20 @@ def test_fault_matrix(setup, expected, tiny_gate, tmp_path):
         on_gate_error=setup.on_gate_error,
         gate_timeout=GATE_BUDGET if setup.gate == "slow" else None,
     )
-    with running_proxy(router, scenario=setup.upstream, **settings) as (proxy, upstream):
-        started = time.monotonic()
-        response = httpx.post(f"{proxy}/v1/chat/completions", json=chat(stream=setup.stream), timeout=30)
-        elapsed = time.monotonic() - started
-        assert httpx.get(f"{proxy}/healthz").json() == {"status": "ok"}  # the proxy survived
+    try:
+        with running_proxy(router, scenario=setup.upstream, **settings) as (proxy, upstream):
+            started = time.monotonic()
+            response = httpx.post(f"{proxy}/v1/chat/completions", json=chat(stream=setup.stream), timeout=30)
+            elapsed = time.monotonic() - started
+            if setup.gate == "slow":  # the client had its answer while the gate was still running
+                assert not gate.returned.is_set()
+            assert httpx.get(f"{proxy}/healthz").json() == {"status": "ok"}  # the proxy survived
+    finally:
+        if setup.gate == "slow":
+            gate.hold.set()
 
     assert response.status_code == expected.status, response.text
-    assert expected.min_s <= elapsed <= expected.max_s, elapsed
+    assert elapsed >= expected.min_s, elapsed
     if setup.stream and response.status_code == 200:
         events = sse_events(response.text)
         if expected.code is None:
@@ -167,8 +180,8 @@ def test_fault_matrix(setup, expected, tiny_gate, tmp_path):
         assert record["error"] == GATE_ERRORS[setup.gate], record
         sent = upstream.bodies[-1]["messages"][0]["content"][0]["image_url"]["url"]
         assert Image.open(io.BytesIO(decode_data_url(sent)[1])).size == PAGE.size
-    if setup.gate == "slow":
-        assert record["gate_ms"] < 1000
+    if setup.gate == "slow":  # the router waited for its budget, not for the gate
+        assert record["gate_ms"] >= GATE_BUDGET * 1000
     if expected.log == "error":
         assert record["error"] == expected.code
 
@@ -197,11 +210,10 @@ def test_the_openai_client_sees_typed_errors_and_clean_stream_ends(upstream, tin
     with serve_app(client("cutstream")) as proxy:
         api = openai.OpenAI(base_url=f"{proxy}/v1", api_key="unused", max_retries=0, timeout=30)
         received = []
-        started = time.monotonic()
         with pytest.raises(openai.APIError, match="ended before"):
             for chunk in api.chat.completions.create(**request, stream=True):
                 received.append(chunk.choices[0].delta.content)
-        assert received == ["t0", "t1", "t2"] and time.monotonic() - started < 5
+        assert received == ["t0", "t1", "t2"]
         api.close()
 
 
@@ -217,11 +229,10 @@ def test_a_hung_gate_fails_open_within_budget_and_holds_bounded_memory(tiny_gate
     gc.collect()
     before = sum(issubclass(type(o), Image.Image) for o in gc.get_objects())
     try:
-        for _ in range(12):
-            started = time.monotonic()
+        for _ in range(12):  # each returns while the gate still hangs: the router never waits for it
             record = router.route(request).record
             assert record["status"] == "fallback" and record["error"] == "GateTimeoutError"
-            assert time.monotonic() - started < 0.1 + 0.4  # the budget, plus slack for a loaded machine
+            assert record["gate_ms"] >= 100 and not release.is_set()
         gc.collect()
         held = sum(issubclass(type(o), Image.Image) for o in gc.get_objects()) - before
         assert held <= 4  # the images of the four stuck calls at most, not one per request
@@ -237,9 +248,8 @@ def test_a_client_that_hangs_up_mid_stream_still_leaves_one_record(tiny_gate, tm
         with httpx.stream("POST", f"{proxy}/v1/chat/completions", json=chat(stream=True), timeout=30) as reply:
             assert reply.status_code == 200
             next(reply.iter_lines())  # the first chunk arrived; the upstream now stalls; hang up
-        time.sleep(0.5)
+        records = read_records(log, 1)  # written when the proxy sees the client gone
         assert httpx.get(f"{proxy}/healthz").status_code == 200
-    records = read_records(log, 1)
     assert len(records) == 1 and records[0]["status"] == "error", records
     assert records[0]["error"] == "CancelledError", records
 

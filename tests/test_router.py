@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -26,14 +25,14 @@ from .badimages import corrupt_inputs
 class SpyGate:
     """A real gate, with its calls recorded (and optionally slowed down or broken)."""
 
-    def __init__(self, gate, *, delay: float = 0.0, error: Exception | None = None) -> None:
-        self.gate, self.delay, self.error, self.calls = gate, delay, error, []
+    def __init__(self, gate, *, hold: threading.Event | None = None, error: Exception | None = None) -> None:
+        self.gate, self.hold, self.error, self.calls = gate, hold, error, []
         self.ladder, self.config = gate.ladder, gate.config
 
     def predict_batch(self, images, questions):
         self.calls.append(len(images))
-        if self.delay:
-            time.sleep(self.delay)
+        if self.hold is not None:  # slower than any budget, until the test releases it
+            self.hold.wait(60)
         if self.error is not None:
             raise self.error
         return self.gate.predict_batch(images, questions)
@@ -246,16 +245,19 @@ def test_a_gate_answering_nonsense_fails_open(tiny_gate, answer, message, caplog
 
 def test_slow_gate_times_out_to_baseline(tiny_gate):
     downstream = Downstream()
-    slow = SpyGate(tiny_gate, delay=2.0)
+    release = threading.Event()
+    slow = SpyGate(tiny_gate, hold=release)
     router = Router(slow, CallableAdapter(downstream), family="idefics3", gate_timeout=0.2, metrics=False)
-    started = time.perf_counter()
-    result = router.complete(chat(image_part(PAGE)))
-    assert time.perf_counter() - started < 1.5
-    assert result.record["status"] == "fallback" and result.record["error"] == "GateTimeoutError"
-    with pytest.raises(GateTimeoutError):
-        Router(
-            slow, CallableAdapter(downstream), family="idefics3", gate_timeout=0.2, on_gate_error="raise", metrics=False
-        ).route(chat(image_part(PAGE)))
+    try:
+        result = router.complete(chat(image_part(PAGE)))  # answered while the gate is still held
+        assert result.record["status"] == "fallback" and result.record["error"] == "GateTimeoutError"
+        assert result.record["gate_ms"] >= 200 and len(downstream.requests) == 1
+        with pytest.raises(GateTimeoutError):
+            Router(slow, CallableAdapter(downstream), family="idefics3", gate_timeout=0.2, on_gate_error="raise").route(
+                chat(image_part(PAGE))
+            )
+    finally:
+        release.set()
 
 
 def test_baseline_caps_every_rung(tiny_gate):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import socket
 import threading
-import time
 
 import httpx
 import openai
@@ -211,6 +210,7 @@ def test_graceful_shutdown_drains_in_flight_requests_and_flushes_the_log(faults,
     settings = ServerSettings(upstream=faults.url("stall"), upstream_timeout_s=10, upstream_retries=0)
     router = Router(tiny_gate, family="idefics3", metrics=False, log=log)
     results: list = []
+    before = faults.calls["stall"]
     with serve(create_app(settings, router=router)) as url:
         worker = threading.Thread(
             target=lambda: results.append(
@@ -220,7 +220,7 @@ def test_graceful_shutdown_drains_in_flight_requests_and_flushes_the_log(faults,
             )
         )
         worker.start()
-        time.sleep(0.5)  # the request is in flight (the upstream takes 3 s) when shutdown begins
+        assert faults.wait_for_calls("stall", before + 1)  # in flight (the upstream takes 3 s) when shutdown begins
     worker.join(30)
     assert results and results[0].status_code == 200
     assert len(log.read_text().splitlines()) == 1  # flushed by the app's shutdown

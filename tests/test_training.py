@@ -21,6 +21,7 @@ from resgate_router.training.trainer import class_weights, split_indices
 COLOURS = [(200, 40, 40), (40, 170, 40), (40, 60, 200)]
 QUESTIONS = ["What is the total?", "What is the date of the invoice?", "Who signed the form?"]
 FAST = ["--epochs", "25", "--lr", "3e-3", "--batch-size", "16"]
+HELD = 60
 
 
 def tinted_page(label: int, seed: int) -> Image.Image:
@@ -49,7 +50,8 @@ def write_set(directory, n, seed, labels=None, classes=3):
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory):
     root = tmp_path_factory.mktemp("colours")
-    return {"train": write_set(root / "train", 36, 0), "held": write_set(root / "held", 18, 1000)}
+    # 60 held-out pages: an accuracy bound well inside what the head reaches, not at a small set's margin
+    return {"train": write_set(root / "train", 36, 0), "held": write_set(root / "held", HELD, 1000)}
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +74,9 @@ def test_head_learns_a_visible_property_and_the_gate_reloads(trained, sets, tmp_
     assert main([*args, "--out", str(report)]) == 0
     assert "macro recall" in capsys.readouterr().out
     held = json.loads(report.read_text())
-    assert held["samples"] == 18 and held["cache"]["misses"] == 18  # held-out pages were never seen
-    assert held["accuracy"] >= held["majority_class_accuracy"] + 0.25, held
+    assert held["samples"] == HELD and held["cache"]["misses"] == HELD  # held-out pages were never seen
+    # 1.0 measured on four random tiny backbones (seeds 0-3); chance (the majority class) is 1/3
+    assert held["accuracy"] >= 0.9 and held["majority_class_accuracy"] == pytest.approx(1 / 3), held
 
     samples = load_samples(sets["held"]).samples
     gate = load_gate(out)  # SmolVLMGate.from_pretrained behind the generic loader
@@ -270,7 +273,8 @@ def test_evaluate_runs_any_gate_with_predict_batch(sets):
 
     metrics = evaluate_gate(FixedGate(1), sets["held"], progress=False)  # always "medium"
     assert metrics["accuracy"] == pytest.approx(1 / 3) and metrics["macro_recall"] == pytest.approx(1 / 3)
-    assert metrics["confusion_matrix"] == [[0, 6, 0], [0, 6, 0], [0, 6, 0]] and "cache" not in metrics
+    third = HELD // 3
+    assert metrics["confusion_matrix"] == [[0, third, 0]] * 3 and "cache" not in metrics
 
 
 def test_split_falls_back_when_a_class_is_too_small():

@@ -52,6 +52,7 @@ class Handler(BaseHTTPRequestHandler):
             server.headers.append(dict(self.headers))
             server.times.append(time.monotonic())
             count = server.calls[scenario]
+            server.arrived.notify_all()
         ok = json.dumps(COMPLETION).encode()
         if scenario == "ok" and not body.get("stream"):
             self._send(200, ok)
@@ -99,6 +100,7 @@ class FaultServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)  # notified on every request
         self.calls: Counter = Counter()
         self.bodies: list = []
         self.headers: list = []
@@ -108,6 +110,11 @@ class FaultServer(ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # clients that hang up on a stalled scenario are expected
+
+    def wait_for_calls(self, scenario: str, count: int, timeout: float = 30.0) -> bool:
+        """Block until ``scenario`` has had ``count`` requests (False after ``timeout`` s)."""
+        with self.arrived:
+            return self.arrived.wait_for(lambda: self.calls[scenario] >= count, timeout)
 
     def url(self, scenario: str) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/{scenario}/v1"

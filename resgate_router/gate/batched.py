@@ -6,11 +6,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..images import ImageInput, load_image
 from .decision import GateDecision
 
-__all__ = ["BatchedGate"]
+__all__ = ["BatchedGate", "GATE_OPTIONS", "check_options"]
+
+#: the run-time options every learned gate's loader takes besides its own (``load_gate`` passes them on)
+GATE_OPTIONS = frozenset({"max_pixels", "batch_size"})
+
+
+def check_options(kind: str, options: dict[str, Any]) -> None:
+    """A :class:`ConfigError` naming each option ``kind`` does not take (never a ``TypeError``)."""
+    unknown = sorted(set(options) - GATE_OPTIONS)
+    if unknown:
+        raise ConfigError(f"a {kind} gate does not take the option(s) {', '.join(map(repr, unknown))}")
 
 
 class BatchedGate:

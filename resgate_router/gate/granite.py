@@ -30,7 +30,7 @@ from ..errors import ConfigError, GateError, GateLoadError, InputError, Question
 from ..hub import read_json, resolve_dir
 from ..images import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from ..ladder import Ladder
-from .batched import BatchedGate
+from .batched import BatchedGate, check_options
 from .decision import default_class_names
 from .profiles import single_tile_image
 from .smolvlm import _backbone_dir, _backbone_reference, _load_processor, _resolve_device_dtype
@@ -251,6 +251,7 @@ class GraniteDoclingGate(BatchedGate):
         """A gate with a fresh, unmerged adapter (LoRA B = 0 unless ``init_lora_weights=False``), e.g. to train."""
         from peft import LoraConfig
 
+        check_options("Granite LoRA", options)
         ladder = Ladder.parse(ladder)
         config = GraniteGateConfig(
             base=str(base),
@@ -289,17 +290,23 @@ class GraniteDoclingGate(BatchedGate):
     def from_pretrained(
         cls,
         path_or_hub_id: str | Path,
-        base: str | Path | None = None,
+        backbone: str | Path | None = None,
         device: Any = None,
         dtype: Any = None,
         *,
         ladder: str | Ladder | None = None,
         merge: bool = True,
         probe_size: int | None = None,
+        base: str | Path | None = None,
         **options: Any,
     ) -> GraniteDoclingGate:
-        """Load a gate directory (or a bare PEFT adapter directory: the base is then ``base``, else the
-        adapter's ``base_model_name_or_path``, else Granite-Docling-258M)."""
+        """Load a gate directory (or a bare PEFT adapter directory). ``backbone`` (alias ``base``, as
+        in :meth:`SmolVLMGate.from_pretrained`) names the base model; without it, the gate's config
+        names it, else the adapter's ``base_model_name_or_path``, else Granite-Docling-258M."""
+        check_options("Granite LoRA", options)
+        if backbone is not None and base is not None and str(backbone) != str(base):
+            raise ConfigError(f"backbone={str(backbone)!r} and its alias base={str(base)!r} disagree; give one")
+        base = backbone if backbone is not None else base
         directory = resolve_dir(path_or_hub_id, "gate")
         lora_config = _lora_config(directory)
         if (directory / CONFIG_FILE).is_file():

@@ -24,7 +24,7 @@ from ..hub import read_json, resolve_dir
 from ..images import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from ..ladder import Ladder
 from ..policies.idefics3 import resized_size, tile_grid
-from .batched import BatchedGate
+from .batched import BatchedGate, check_options
 from .profiles import check_profile, prepare_image
 
 __all__ = ["OnnxGate", "GATE_TYPE", "PRECISIONS", "model_file"]
@@ -153,6 +153,7 @@ class OnnxGate(BatchedGate):
         """Load a directory written by ``resgate export``. ``profile`` overrides the exported one (the
         graph serves both); ``threads``: ONNX Runtime intra-op threads (default: one per physical
         core). ``device``/``dtype`` are accepted for ``load_gate`` callers: CPU and float32 only."""
+        check_options("ONNX", options)
         if device not in (None, "cpu") or dtype not in (None, "float32", "fp32"):
             raise ConfigError(f"the ONNX gate runs on the CPU in float32 or int8, not {device!r}/{dtype!r}")
         require("onnx", "onnxruntime", "tokenizers")

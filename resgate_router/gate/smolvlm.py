@@ -16,7 +16,7 @@ from ..errors import ConfigError, GateError, GateLoadError, InputError, Question
 from ..images import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from ..ladder import Ladder
 from . import checkpoint as ckpt
-from .batched import BatchedGate
+from .batched import BatchedGate, check_options
 from .config import DEFAULT_BACKBONE, ResGateConfig
 from .decision import default_class_names
 from .model import FeatureBackbone, ResGateModel, make_head
@@ -173,6 +173,7 @@ class SmolVLMGate(BatchedGate):
         **options: Any,
     ) -> SmolVLMGate:
         """A gate with a freshly initialised (untrained) head, e.g. to train one."""
+        check_options("SmolVLM MLP", options)
         ladder = Ladder.parse(ladder)
         config = ResGateConfig(
             backbone=str(backbone),
@@ -214,6 +215,7 @@ class SmolVLMGate(BatchedGate):
     ) -> SmolVLMGate:
         """Load a gate saved by :meth:`save_pretrained`, or a reference CARES checkpoint directory
         (``backbone`` then names the base model; its default is SmolVLM-256M-Instruct, profile ``cares``)."""
+        check_options("SmolVLM MLP", options)
         directory = ckpt.resolve_dir(path_or_hub_id, "gate")
         if ckpt.is_own_format(directory):
             config = ResGateConfig.from_pretrained(str(directory))
@@ -252,7 +254,9 @@ class SmolVLMGate(BatchedGate):
                 raise GateLoadError(f"{file} is missing key {key!r}", path=str(file), key=key)
         hidden, out = head_state["head.1.weight"].shape[0], head_state["head.3.weight"].shape[0]
         num_classes = 2 if out == 1 else out
-        ladder = Ladder.parse(ladder or ("card" if num_classes == 3 else "384,full"))
+        # CARES trained its classes on 384 / 768 / 1024 px (its data conversion and RESOLUTION_MAP), not
+        # on the model card's 384 / 512 / 768+: the weights mean what their labels meant.
+        ladder = Ladder.parse(ladder or ("cares" if num_classes == 3 else "384,full"))
         config = ResGateConfig(
             backbone=str(backbone or DEFAULT_BACKBONE),
             layer="middle" if layer is None else layer,
