@@ -6,7 +6,8 @@
     ├── ConfigError                  bad ladder, profile, layer or gate settings
     ├── InputError (ValueError)      the caller's input cannot be used
     │   ├── ImageError               empty, corrupt, unsupported or oversized image
-    │   │   └── ImageTooLargeError   over the pixel limit (decompression bombs)
+    │   │   ├── ImageTooLargeError   over the pixel limit (decompression bombs)
+    │   │   └── ForbiddenURLError    a URL to a loopback, private, link-local or metadata address
     │   └── QuestionError            question of the wrong type or too long
     ├── GateError                    the gate failed while predicting
     │   └── GateLoadError            a gate directory or checkpoint cannot be loaded
@@ -30,6 +31,7 @@ __all__ = [
     "InputError",
     "ImageError",
     "ImageTooLargeError",
+    "ForbiddenURLError",
     "QuestionError",
     "GateError",
     "GateLoadError",
@@ -66,6 +68,15 @@ class ImageTooLargeError(ImageError):
         self, message: str, *, width: int | None = None, height: int | None = None, max_pixels: int | None = None
     ) -> None:
         self.width, self.height, self.max_pixels = width, height, max_pixels
+        super().__init__(message)
+
+
+class ForbiddenURLError(ImageError):
+    """A URL in the request points at a non-public address (server-side request forgery). Never
+    failed open: the request is refused, and the URL is neither fetched nor forwarded."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        self.url = url
         super().__init__(message)
 
 

@@ -6,7 +6,8 @@ resized images and, per prompt, the family's processor settings. Everything else
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from .adapters._conversation import run_grouped
@@ -56,9 +57,8 @@ class GatedLLM:
             batch = [to_wire(routed[i].request)["messages"] for i in indices]
             return self.llm.chat(batch, params, *args, mm_processor_kwargs=merged, **kwargs)
 
-        outputs = run_grouped([item.processor_kwargs for item in routed], run)
-        self._log(routed, started)
-        return outputs
+        with self._recorded(routed, started):
+            return run_grouped([item.processor_kwargs for item in routed], run)
 
     def generate(self, prompts: Any, sampling_params: Any = None, *args: Any, **kwargs: Any) -> list[Any]:
         """``vllm.LLM.generate``: prompt dicts with ``multi_modal_data["image"]`` are gated and resized,
@@ -83,16 +83,23 @@ class GatedLLM:
             kw = {**(item.get("mm_processor_kwargs") or {}), **result.processor_kwargs}
             rewritten.append({**item, "multi_modal_data": data, **({"mm_processor_kwargs": kw} if kw else {})})
         started = time.perf_counter()
-        outputs = self.llm.generate(
-            rewritten if len(rewritten) > 1 or not isinstance(prompts, (str, dict)) else rewritten[0],
-            sampling_params,
-            *args,
-            **kwargs,
-        )
-        self._log(routed, started)
-        return outputs
+        with self._recorded(routed, started):
+            return self.llm.generate(
+                rewritten if len(rewritten) > 1 or not isinstance(prompts, (str, dict)) else rewritten[0],
+                sampling_params,
+                *args,
+                **kwargs,
+            )
 
-    def _log(self, routed: list[Any], started: float) -> None:
+    @contextmanager
+    def _recorded(self, routed: list[Any], started: float) -> Iterator[None]:
+        """One record per prompt once the engine call returns, or raises (then re-raised unchanged)."""
+        try:
+            yield
+        except Exception as exc:
+            for item in routed:
+                self.router.log_failure(item.record, exc, started)
+            raise
         elapsed = round((time.perf_counter() - started) * 1000, 3)
         for item in routed:
             item.record["downstream_ms"] = elapsed  # one engine call (or a few) for the whole batch

@@ -21,9 +21,21 @@ from PIL import Image
 from .errors import ImageError, InputError
 from .images import DEFAULT_MAX_PIXELS, load_image, probe_size
 
-__all__ = ["ImageRef", "find_images", "decode_data_url", "encode_data_url", "rewrite_images", "has_images", "to_wire"]
+__all__ = [
+    "ImageRef",
+    "find_images",
+    "remote_urls",
+    "decode_data_url",
+    "encode_data_url",
+    "rewrite_images",
+    "has_images",
+    "to_wire",
+]
 
 _REMOTE = ("http://", "https://")
+#: keys whose string values an OpenAI-compatible server (vLLM, ...) fetches: image_url / video_url /
+#: audio_url parts (chat), input_image (responses), and our own ``image`` parts
+_URL_KEYS = frozenset({"url", "image_url", "video_url", "audio_url", "file_url", "image"})
 
 
 @dataclass
@@ -93,6 +105,21 @@ def has_images(request: dict[str, Any]) -> bool:
         if isinstance(m, dict)
         for p in _parts(m, i)
     )
+
+
+def remote_urls(body: Any) -> list[str]:
+    """Every ``http(s)`` URL in a request body that a server might fetch: the string value of a URL
+    key (``url``, ``image_url``, ``video_url``, ...) at any depth, whatever the endpoint or part type."""
+    found, stack = [], [body]
+    while stack:  # iterative: a body nested thousands deep is still checked
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            if isinstance(value, (dict, list)):
+                stack.append(value)
+            elif key in _URL_KEYS and isinstance(value, str) and value.strip()[:8].lower().startswith(_REMOTE):
+                found.append(value)
+    return found
 
 
 def find_images(

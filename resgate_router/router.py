@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .accounting import model_cost
-from .errors import ConfigError, GateError, InputError, ResgateError
+from .errors import ConfigError, ForbiddenURLError, GateError, InputError, ResgateError
 from .gate.decision import class_names_of
 from .images import DEFAULT_MAX_PIXELS
 from .ladder import FULL, Ladder, Rung
 from .ledger import SavingsLog
-from .messages import ImageRef, find_images, has_images, rewrite_images
+from .messages import ImageRef, find_images, has_images, remote_urls, rewrite_images
 from .monitoring import RouterMetrics, RoutingStats, default_metrics
 from .policies import FamilyPolicy, RequestPlan, get_policy
 
@@ -93,6 +93,7 @@ class Router:
         jpeg_quality: int = 95,
         log_questions: bool = False,
         fetch_remote: Any = None,
+        url_policy: Any = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         if on_gate_error not in ("baseline", "raise"):
@@ -117,6 +118,9 @@ class Router:
         self.allow_local_paths, self.jpeg_quality = allow_local_paths, jpeg_quality
         self.log_questions = log_questions
         self.fetch_remote = fetch_remote  # a RemoteImageFetcher: gate http(s) images too (SSRF-checked)
+        # an AddressPolicy: every http(s) URL a request carries is checked, fetched or not (an upstream
+        # fetches the ones passed through); a refused URL is raised, never failed open
+        self.url_policy = url_policy
         self.max_pixels = max_pixels  # larger images (decompression bombs) are refused from their header
         self._gate_pool = (
             ThreadPoolExecutor(max_workers=_GATE_WORKERS, thread_name_prefix="resgate-gate") if gate_timeout else None
@@ -152,6 +156,9 @@ class Router:
 
     def _prepare(self, request: dict[str, Any], override: Any, record: dict[str, Any]) -> _Pending:
         """Everything before the gate: parse images, apply per-request overrides."""
+        if self.url_policy is not None:
+            for url in remote_urls(request):
+                self.url_policy.check(url)
         request = dict(request)
         field_override = request.pop(OVERRIDE_FIELD, None)
         override = override if override is not None else field_override
@@ -248,8 +255,8 @@ class Router:
         """The request at the baseline (or raised, as the settings ask); ``refs``: its local images,
         when already parsed."""
         record["error"] = type(exc).__name__
-        if isinstance(exc, InputError) and self.on_bad_input == "raise":
-            raise exc
+        if isinstance(exc, ForbiddenURLError) or (isinstance(exc, InputError) and self.on_bad_input == "raise"):
+            raise exc  # a refused URL is never sent on, whatever the settings
         if self.on_gate_error == "raise":
             if isinstance(exc, ResgateError):
                 raise exc
@@ -465,9 +472,19 @@ class Router:
         return wrap(self, client, send_processor_kwargs=send_processor_kwargs)
 
     def log_failure(self, record: dict[str, Any], exc: BaseException, started: float | None) -> None:
-        """Mark a request failed (error class, downstream time so far) and log it."""
-        record.update(status="error", error=type(exc).__name__, downstream_ms=started and _ms(started))
+        """Mark a request failed (error class; downstream time so far when ``started`` is given, else
+        the time already recorded, e.g. to a stream's first chunk) and log it."""
+        if started is not None:
+            record["downstream_ms"] = _ms(started)
+        record.update(status="error", error=type(exc).__name__)
         self.log_record(record)
+
+    def log_outcome(self, record: dict[str, Any], error: BaseException | None, started: float | None = None) -> None:
+        """Log a finished request as a success (``error`` None) or a failure: for streams, at their end."""
+        if error is None:
+            self.log_record(record)
+        else:
+            self.log_failure(record, error, started)
 
     def log_rejected(self, request: dict[str, Any], exc: BaseException) -> None:
         """Log a request refused before it was routed (a proxy's bad body, a gate error raised)."""

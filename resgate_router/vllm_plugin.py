@@ -39,6 +39,53 @@ def _error(message: str, status: int = 400) -> Any:
     return JSONResponse(body, status_code=status)
 
 
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _finish(router: Any, record: dict[str, Any], response: Any, started: float, urls: list[str]) -> Any:
+    """Log the request's one record as vLLM answered it: a stream when it ends, an error response as
+    a failure (one naming an image URL we passed on is the client's 400, as at the proxy)."""
+    from fastapi.responses import StreamingResponse
+
+    from .errors import UpstreamStatusError
+    from .server.errors import fetch_failure
+
+    if isinstance(response, StreamingResponse):
+        response.body_iterator = _logged_stream(router, record, response.body_iterator, started)
+        return response
+    if response.status_code < 400:
+        record["downstream_ms"] = _ms(started)
+        router.log_record(record)
+        return response
+    body = bytes(response.body).decode("utf-8", "replace")
+    failure = fetch_failure(response.status_code, body, urls)
+    error = failure or UpstreamStatusError(f"vLLM answered {response.status_code}", status_code=response.status_code)
+    router.log_failure(record, error, started)
+    return _error(str(failure)) if failure is not None else response
+
+
+async def _logged_stream(router: Any, record: dict[str, Any], chunks: Any, started: float) -> Any:
+    """vLLM's SSE chunks, passed on; the record is logged once the stream ends, however it ends (an
+    error event from the engine and a client that hangs up are failures)."""
+    from .errors import UpstreamProtocolError
+
+    error: BaseException | None = None
+    try:
+        async for chunk in chunks:
+            if record["downstream_ms"] is None:
+                record["downstream_ms"] = _ms(started)  # time to the first chunk, as at the proxy
+            text = chunk if isinstance(chunk, str) else bytes(chunk).decode("utf-8", "replace")
+            if text.startswith('data: {"error"'):
+                error = UpstreamProtocolError("vLLM ended the stream with an error event")
+            yield chunk
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        router.log_outcome(record, error, started)
+
+
 class ResgateEndpointPlugin:
     """Zero-argument factory for vLLM; all real work happens in :meth:`attach_router`."""
 
@@ -68,6 +115,7 @@ class ResgateEndpointPlugin:
 
         from .adapters.openai_http import safe_processor_kwargs
         from .errors import InputError, ResgateError
+        from .messages import remote_urls
         from .server.errors import status_of
 
         original = next(
@@ -104,10 +152,12 @@ class ResgateEndpointPlugin:
                 error = exc.errors()[0]
                 return rejected(body, InputError(f"invalid chat request: {error['loc']}: {error['msg']}"))
             started = time.perf_counter()
-            response = await original(chat_request, raw_request)
-            routed.record["downstream_ms"] = round((time.perf_counter() - started) * 1000, 3)
-            router.log_record(routed.record)
-            return response
+            try:
+                response = await original(chat_request, raw_request)
+            except Exception as exc:  # the engine raised: still the request's one record
+                router.log_failure(routed.record, exc, started)
+                raise
+            return _finish(router, routed.record, response, started, remote_urls(routed.request))
 
     async def init_state(self, engine_client: Any, state: Any, args: Any) -> None:
         """Nothing to add: the router was built with the app."""

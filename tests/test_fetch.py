@@ -3,14 +3,15 @@ with a size cap and a timeout; refused URLs are client errors at the proxy."""
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from resgate_router import ImageError, Router
-from resgate_router.fetch import RemoteImageFetcher
+from resgate_router import ForbiddenURLError, ImageError, Router
+from resgate_router.fetch import AddressPolicy, RemoteImageFetcher, is_public_address
 from resgate_router.testing import make_document_image
 
 from .badimages import encode
@@ -92,3 +93,71 @@ def test_size_cap_timeout_and_redirects(image_server, path, match):
     fetcher = RemoteImageFetcher(timeout=0.5, max_bytes=len(PNG) * 10, allow_private=True)
     with pytest.raises(ImageError, match=match):
         fetcher.fetch(f"{image_server}{path}")
+
+
+REFUSED = [
+    "127.0.0.1",
+    "127.0.0.2",
+    "0.0.0.0",
+    "10.0.0.1",
+    "172.16.5.4",
+    "192.168.1.1",
+    "100.64.0.1",  # shared address space (carrier NAT)
+    "169.254.169.254",  # AWS / GCP / Azure instance metadata (link-local)
+    "100.100.100.200",  # Alibaba Cloud metadata
+    "192.0.0.192",  # Oracle Cloud metadata
+    "198.18.0.1",
+    "224.0.0.1",  # multicast
+    "240.0.0.1",  # reserved
+    "::1",
+    "::",
+    "fe80::1",  # link-local
+    "fd00:ec2::254",  # AWS metadata over IPv6 (unique local)
+    "::ffff:127.0.0.1",  # IPv4-mapped loopback
+    "::ffff:169.254.169.254",
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+    "2002:7f00:1::",  # 6to4 of 127.0.0.1
+    "ff02::1",
+]
+PUBLIC = ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+
+
+@pytest.mark.parametrize("address", REFUSED)
+def test_the_address_check_refuses_every_non_public_range(address):
+    """Unit tests of the check itself: IP literals resolve to themselves, so no lookup and no
+    connection happens; the check is also a client-side error type the servers answer with 400."""
+    assert not is_public_address(ipaddress.ip_address(address))
+    host = f"[{address}]" if ":" in address else address
+    with pytest.raises(ForbiddenURLError, match="non-public"):
+        AddressPolicy().check(f"http://{host}:8080/page.png")
+    AddressPolicy(allow_private=True).check(f"http://{host}:8080/page.png")  # allowed on request
+
+
+@pytest.mark.parametrize("address", PUBLIC)
+def test_public_addresses_pass(address):
+    assert is_public_address(ipaddress.ip_address(address))
+    AddressPolicy().check(f"https://{f'[{address}]' if ':' in address else address}/page.png")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2130706433/x.png",  # 127.0.0.1 as one decimal number
+        "http://0x7f.1/x.png",
+        "http://017700000001/x.png",  # octal
+        "http://user:pw@127.0.0.1/x.png",
+        "http://93.184.216.34@127.0.0.1/x.png",  # the host is after the last @
+        "HTTP://127.0.0.1/x.png",
+    ],
+)
+def test_disguised_loopback_literals_are_refused(url):
+    with pytest.raises(ForbiddenURLError):
+        AddressPolicy().check(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1\\@93.184.216.34/x.png", "http://93.184.216.34 /x.png", "http://[::1/x.png", "ftp://a/b"]
+)
+def test_urls_other_parsers_read_differently_are_refused(url):
+    with pytest.raises(ImageError):
+        AddressPolicy(allow_private=True).check(url)

@@ -74,3 +74,20 @@ def test_generate_with_image_prompts(gated, vllm_llm, tiny_gate):
             == record["routed_tokens"] - record["baseline_tokens"]
         )
     assert len(outputs[2].prompt_token_ids) == len(baseline[2].prompt_token_ids)
+
+
+def test_one_record_per_prompt_when_the_engine_succeeds_and_when_it_raises(vllm_llm, tiny_gate, tmp_path):
+    from vllm.exceptions import VLLMValidationError
+
+    from .logs import read_records
+
+    log = tmp_path / "savings.jsonl"
+    gated = GatedLLM(vllm_llm, tiny_gate, metrics=False, log=log)
+    gated.chat([conversation(PAGES[1]), conversation(PAGES[0], "Date?")], GREEDY, use_tqdm=False)
+    too_long = conversation(PAGES[1], "word " * 5000)  # over the engine's max_model_len (4096): it raises
+    with pytest.raises(VLLMValidationError):
+        gated.chat([too_long], GREEDY, use_tqdm=False)
+    gated.router.close()  # flushes the log
+    records = read_records(log, 3)
+    assert [r["status"] for r in records] == ["routed", "routed", "error"], records
+    assert all(isinstance(r["downstream_ms"], float) for r in records) and records[2]["error"] == "VLLMValidationError"

@@ -26,6 +26,7 @@ def test_exported_members():
         "InputError",
         "ImageError",
         "ImageTooLargeError",
+        "ForbiddenURLError",
         "QuestionError",
         "GateError",
         "GateLoadError",

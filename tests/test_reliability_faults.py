@@ -176,6 +176,8 @@ def test_fault_matrix(setup, expected, tiny_gate, tmp_path):
     assert len(records) == 1, records  # one record per request, never none, never two
     record = records[0]
     assert record["status"] == expected.log, record
+    # the downstream's time, plain or streamed, success or failure; none only if it was never called
+    assert (record["downstream_ms"] is None) == (expected.calls == 0), record
     if expected.log == "fallback":  # failed open: the upstream got the image at the baseline (as sent)
         assert record["error"] == GATE_ERRORS[setup.gate], record
         sent = upstream.bodies[-1]["messages"][0]["content"][0]["image_url"]["url"]

@@ -14,10 +14,11 @@ import pytest
 from resgate_router import Router
 from resgate_router.messages import encode_data_url
 from resgate_router.server import ServerSettings, create_app
-from resgate_router.testing import make_document_image, serve_app
+from resgate_router.testing import free_port, make_document_image, serve_app
 
 from .badimages import png_with_header_size
-from .upstreams import FaultServer
+from .logs import read_records
+from .upstreams import LOOPBACK_TARGETS, FaultServer, Trap, url_requests
 
 PAGE = make_document_image(1700, 2200, lines=40, seed=3)
 MODEL = "tiny-smolvlm"
@@ -203,6 +204,48 @@ def test_proxy_refuses_remote_images_on_private_addresses(faults):
     with serve(create_app(settings)) as url:
         response = httpx.post(f"{url}/v1/chat/completions", json=chat("http://127.0.0.1:9/secret.png"), timeout=30)
     assert response.status_code == 400 and "non-public" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("address,host", LOOPBACK_TARGETS)
+def test_urls_passed_on_to_loopback_are_a_400_and_nothing_connects(faults, address, host, tmp_path):
+    """Remote fetching is off, so these URLs would go upstream untouched, and the upstream (vLLM)
+    fetches them: the same address policy applies. Nothing reaches the upstream or the target."""
+    trap, log = Trap(address), tmp_path / "savings.jsonl"
+    settings = ServerSettings(upstream=faults.url("ok"), family="idefics3", log_path=str(log))
+    before = sum(faults.calls.values())
+    requests = url_requests(trap.url(host))
+    with serve(create_app(settings)) as url:
+        for path, body in requests:
+            response = httpx.post(f"{url}/v1/{path}", json=body, timeout=30)
+            assert response.status_code == 400, (path, body, response.text)
+            error = response.json()["error"]
+            assert error["code"] == "ForbiddenURLError" and "non-public" in error["message"]
+            assert error["type"] == "invalid_request_error"
+    assert sum(faults.calls.values()) == before and not trap.connected()
+    trap.close()
+    records = read_records(log, len(requests) - 1)  # one per chat request; /v1/responses is passed through
+    assert len(records) == len(requests) - 1
+    assert all(r["status"] == "error" and r["error"] == "ForbiddenURLError" for r in records), records
+
+
+def test_an_image_url_the_upstream_cannot_fetch_is_the_clients_400(vllm_server, tmp_path):
+    """With private networks allowed the URL goes on to vLLM, which cannot connect (nothing listens
+    on the loopback port) and answers 500 "Cannot connect to host": the client gets a 400."""
+    log = tmp_path / "savings.jsonl"
+    settings = ServerSettings(
+        upstream=vllm_server, family="idefics3", allow_private_networks=True, upstream_retries=0, log_path=str(log)
+    )
+    dead = f"http://127.0.0.1:{free_port()}/missing.png"
+    with serve(create_app(settings)) as url:
+        response = httpx.post(f"{url}/v1/chat/completions", json=chat(dead), timeout=60)
+        assert httpx.get(f"{url}/healthz").status_code == 200
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (
+        error["code"] == "ImageError" and "could not fetch image URL" in error["message"] and dead in error["message"]
+    )
+    (record,) = read_records(log, 1)
+    assert record["status"] == "error" and record["error"] == "ImageError" and record["downstream_ms"] > 0
 
 
 def test_graceful_shutdown_drains_in_flight_requests_and_flushes_the_log(faults, tiny_gate, tmp_path):

@@ -14,6 +14,7 @@ from resgate_router.testing import make_document_image, vllm_server
 
 from .badimages import png_with_header_size
 from .logs import read_records
+from .upstreams import LOOPBACK_TARGETS, Trap, url_requests
 
 MODEL = "tiny-smolvlm"
 PAGE = make_document_image(1700, 2200, lines=40, seed=3)
@@ -80,6 +81,41 @@ def test_bad_requests_get_4xx_and_the_engine_survives(plugin_server, case):
     records = read_records(log, before + 2)[before:]  # one record per request, refused ones included
     statuses = [r["status"] for r in records]
     assert statuses == (["routed", "routed"] if case == "client-kwargs" else ["error", "routed"]), records
+
+
+@pytest.mark.parametrize("address,host", LOOPBACK_TARGETS)
+def test_urls_to_loopback_are_a_400_and_vllm_never_fetches_them(plugin_server, address, host):
+    """vLLM fetches image URLs itself: the plugin refuses non-public ones before vLLM sees them."""
+    url, log = plugin_server
+    trap = Trap(address)
+    chats = [body for path, body in url_requests(trap.url(host), MODEL) if path == "chat/completions"]
+    before = len(read_records(log, 0))
+    for body in chats:
+        response = httpx.post(f"{url}/chat/completions", json=body, timeout=60)
+        assert response.status_code == 400, (body, response.text)
+        assert "non-public" in response.json()["error"]["message"]
+    assert not trap.connected()
+    trap.close()
+    records = read_records(log, before + len(chats))[before:]
+    assert len(records) == len(chats) and all(r["error"] == "ForbiddenURLError" for r in records), records
+
+
+def test_one_record_per_request_with_the_engine_time_on_success_and_failure(plugin_server):
+    """Plain and streamed answers, and a request vLLM's handler raises on (max_tokens over the context;
+    vLLM's exception handler makes it a 400)."""
+    url, log = plugin_server
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+    before = len(read_records(log, 0))
+    request = chat(encode_data_url(PAGE))
+    client.chat.completions.create(**request)
+    assert list(client.chat.completions.create(**request, stream=True))
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(**{**request, "max_tokens": 100_000})
+    client.close()
+    records = read_records(log, before + 3)[before:]
+    assert [r["status"] for r in records] == ["routed", "routed", "error"], records
+    assert all(isinstance(r["downstream_ms"], float) and r["downstream_ms"] > 0 for r in records), records
+    assert records[2]["error"] == "VLLMValidationError" and records[2]["routed_tokens"] > 0
 
 
 def test_server_fails_at_start_up_when_the_gate_cannot_load(tiny_backbone, tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 from collections import Counter
@@ -143,3 +144,57 @@ def running_proxy(router: Any = None, *, scenario: str = "ok", **settings: Any) 
             yield url, upstream
     finally:
         upstream.stop()
+
+
+class Trap:
+    """A listening TCP socket on a loopback address, where a refused image URL points: if anything
+    (the proxy, vLLM) tried to fetch the URL, :meth:`connected` says so. Nothing ever answers it."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+        self.sock.bind((address, 0))
+        self.sock.listen(8)
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+
+    def url(self, host: str | None = None) -> str:
+        """The image URL; ``host`` (e.g. ``localhost``) names the address instead of the literal."""
+        host = host or (f"[{self.address}]" if ":" in self.address else self.address)
+        return f"http://{host}:{self.port}/secret.png"
+
+    def connected(self) -> bool:
+        try:
+            conn, _ = self.sock.accept()
+        except BlockingIOError:
+            return False
+        conn.close()
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+#: (address the trap listens on, host name the URL uses instead of it)
+LOOPBACK_TARGETS = [("127.0.0.1", None), ("127.0.0.2", None), ("::1", None), ("127.0.0.1", "localhost")]
+
+
+def url_requests(url: str, model: str = "m") -> list[tuple[str, dict]]:
+    """(path, body) of requests that would make an upstream fetch ``url``: an image part, the same
+    with gating switched off, a video part (nothing to gate), a stream, and a passed-through endpoint."""
+
+    def chat(part: dict, **extra: Any) -> dict:
+        content = [part, {"type": "text", "text": "What is the total?"}]
+        return {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 2, **extra}
+
+    image = {"type": "image_url", "image_url": {"url": url}}
+    return [
+        ("chat/completions", chat(image)),
+        ("chat/completions", chat(image, resgate="off")),
+        ("chat/completions", chat({"type": "video_url", "video_url": {"url": url}})),
+        ("chat/completions", chat(image, stream=True)),
+        (
+            "responses",
+            {"model": model, "input": [{"role": "user", "content": [{"type": "input_image", "image_url": url}]}]},
+        ),
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,11 +22,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..adapters.openai_http import AsyncOpenAIAdapter
-from ..errors import InputError, ResgateError, UpstreamConnectionError, UpstreamTimeout
-from ..messages import has_images
+from ..errors import InputError, ResgateError, UpstreamConnectionError, UpstreamStatusError, UpstreamTimeout
+from ..messages import has_images, remote_urls
 from ..router import Router
 from .batcher import GateBatcher
-from .errors import error_response
+from .errors import error_response, fetch_failure
 from .routing import build_router
 from .settings import ServerSettings
 
@@ -112,16 +113,25 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
         auth = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
         adapter: AsyncOpenAIAdapter = state["adapter"]
         kwargs = {"processor_kwargs": routed.processor_kwargs, "headers": auth}
+        started = time.perf_counter()
         try:
             if body.get("stream"):
                 chunks = adapter.astream(routed.request, **kwargs)
                 first = await anext(chunks, None)  # a failure before the first chunk is still a 502/504
+                routed.record["downstream_ms"] = _ms(started)  # time to the first chunk, as Router.stream
                 return StreamingResponse(_sse(router, routed.record, first, chunks), media_type="text/event-stream")
             upstream = await adapter.araw(routed.request, **kwargs)
             adapter.parse(upstream)  # a 200 that is not a chat completion is the upstream's failure: 502
         except Exception as exc:
-            router.log_failure(routed.record, exc, None)
+            # an image URL the upstream could not fetch is the client's problem (400), not our 502
+            failure = None
+            if isinstance(exc, UpstreamStatusError):
+                failure = fetch_failure(exc.status_code, exc.body, remote_urls(routed.request))
+            router.log_failure(routed.record, failure or exc, started)
+            if failure is not None:
+                raise failure from exc
             raise
+        routed.record["downstream_ms"] = _ms(started)
         router.log_record(routed.record)
         headers = {"x-resgate-saved-tokens": str(routed.record["saved_tokens"])}
         return Response(upstream.content, media_type="application/json", headers=headers)
@@ -129,11 +139,13 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
     @app.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     async def passthrough(path: str, request: Request) -> Response:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        content = await request.body()
+        _check_urls(state["router"], content)  # /v1/responses, /v1/embeddings ... carry image URLs too
         try:
             upstream = await state["http"].request(
                 request.method,
                 f"{settings.upstream.rstrip('/')}/{path}",
-                content=await request.body(),
+                content=content,
                 headers=headers,
                 params=request.query_params,
             )
@@ -145,6 +157,23 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
         return Response(upstream.content, status_code=upstream.status_code, headers=kept)
 
     return app
+
+
+def _check_urls(router: Router, content: bytes) -> None:
+    """The router's address policy on every URL of a passed-through JSON body (a body that is not
+    JSON is the upstream's to refuse)."""
+    if router.url_policy is None or b"http" not in content.lower():
+        return
+    try:
+        body = json.loads(content)
+    except (ValueError, RecursionError):
+        return
+    for url in remote_urls(body):
+        router.url_policy.check(url)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
 
 
 async def _read_json(request: Request, limit: int) -> dict[str, Any]:
@@ -184,8 +213,5 @@ async def _sse(
         error = exc
         raise
     finally:
-        if error is None:
-            router.log_record(record)
-        else:
-            router.log_failure(record, error, None)
+        router.log_outcome(record, error)
         await chunks.aclose()

@@ -26,10 +26,10 @@ def build_router(settings: GateSettings, *, model: str | None = None) -> Router:
         from ..gate.loading import load_gate
 
         gate = load_gate(settings.gate, ladder=settings.ladder, policy=policy, device=settings.device)
+    from ..fetch import AddressPolicy, RemoteImageFetcher
+
     fetcher = None
     if settings.allow_remote_images:
-        from ..fetch import RemoteImageFetcher
-
         fetcher = RemoteImageFetcher(
             timeout=settings.remote_image_timeout_s,
             max_bytes=settings.remote_image_max_bytes,
@@ -47,5 +47,6 @@ def build_router(settings: GateSettings, *, model: str | None = None) -> Router:
         allow_local_paths=False,
         on_bad_input="raise",
         fetch_remote=fetcher,
+        url_policy=AddressPolicy(allow_private=settings.allow_private_networks),  # also for URLs passed on
         max_pixels=settings.max_image_pixels,
     )
