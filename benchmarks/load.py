@@ -46,6 +46,7 @@ class Outcome:
     status: int | None  # None: no HTTP answer at all (transport error, timeout)
     result: str  # SUCCESS, FAILURE (a well-formed OpenAI-format error) or UNCLEAN
     ms: float
+    error: str | None = None  # the client's exception, when there was no HTTP answer
 
 
 def add_cli_args(parser: argparse.ArgumentParser) -> None:
@@ -100,12 +101,13 @@ async def _client(http: Any, url: str, number: int, stop: Any, kinds: tuple[str,
         kind, tag = kinds[(number + n) % len(kinds)], f"load-{number}-{n}"
         body = request_body(kind, tag, images[(number + n) % len(images)])
         started = time.perf_counter()
+        error = None
         try:
             response = await http.post(f"{url}/v1/chat/completions", json=body)
             status, result = response.status_code, classify(kind, response.status_code, response.text)
-        except httpx.HTTPError:
-            status, result = None, UNCLEAN
-        out.append(Outcome(tag, kind, status, result, (time.perf_counter() - started) * 1000))
+        except httpx.HTTPError as exc:
+            status, result, error = None, UNCLEAN, f"{type(exc).__name__}: {exc}"
+        out.append(Outcome(tag, kind, status, result, (time.perf_counter() - started) * 1000, error))
         n += 1
 
 

@@ -444,16 +444,20 @@ def vllm_server(
 
 
 @contextlib.contextmanager
-def serve_app(app: Any, *, host: str = "127.0.0.1", startup_timeout: float = 30.0) -> Iterator[str]:
+def serve_app(
+    app: Any, *, host: str = "127.0.0.1", startup_timeout: float = 30.0, keep_alive_s: int = 75
+) -> Iterator[str]:
     """Run an ASGI app (e.g. the proxy from ``create_app``) on uvicorn in a thread, on a free loopback
-    port; yield its base URL; shut it down gracefully (in-flight requests finish) on exit."""
+    port; yield its base URL; shut it down gracefully (in-flight requests finish) on exit.
+    ``keep_alive_s``: as ``resgate serve`` (``ServerSettings.keep_alive_s``)."""
     import threading
     import time
 
     import uvicorn
 
     port = free_port(host)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_keep_alive=keep_alive_s)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout

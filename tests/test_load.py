@@ -33,7 +33,8 @@ def test_200_clients_every_request_answered_and_logged_exactly_once(tiny_gate, t
     growth = rss.peak - rss.start
     print(f"load: {summary}; peak RSS {rss.peak / 2**20:.0f} MiB (+{growth / 2**20:.0f} MiB)")
 
-    assert len(outcomes) == CLIENTS * PER_CLIENT and summary["unclean"] == 0 and summary["5xx"] == 0, summary
+    errors = [(o.tag, o.kind, o.error) for o in outcomes if o.error]
+    assert len(outcomes) == CLIENTS * PER_CLIENT and summary["unclean"] == 0 and summary["5xx"] == 0, (summary, errors)
     assert all(o.status == (400 if o.kind == "bad" else 200) for o in outcomes), summary["statuses"]
     # every stream ended in [DONE]: a stream failing mid-way (200, then an error event) is no success
     assert all(o.result == (FAILURE if o.kind == "bad" else SUCCESS) for o in outcomes), summary

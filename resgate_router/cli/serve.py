@@ -42,6 +42,10 @@ def main(args: argparse.Namespace) -> int:
         f"(family {router.family}, gate {settings.gate or 'none'})"
     )
     uvicorn.run(
-        create_app(settings, router=router), host=settings.host, port=settings.port, timeout_graceful_shutdown=30
+        create_app(settings, router=router),
+        host=settings.host,
+        port=settings.port,
+        timeout_graceful_shutdown=30,
+        timeout_keep_alive=settings.keep_alive_s,
     )
     return 0

@@ -42,6 +42,10 @@ class ServerSettings(GateSettings):
     gate_max_batch: int = Field(default=16, ge=1)
     gate_max_wait_ms: float = Field(default=5.0, ge=0)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # longer than the idle timeouts of clients and load balancers in front (httpx 5 s, AWS ALB 60 s), so
+    # they drop an idle connection first: else one can reuse a connection as the proxy closes it (a
+    # reset request, never seen by the proxy). uvicorn's own default is 5 s.
+    keep_alive_s: int = Field(default=75, ge=1, description="idle keep-alive timeout of client connections")
     upstream_timeout_s: float = 120.0
     upstream_retries: int = 2
     send_processor_kwargs: bool = True
