@@ -30,7 +30,6 @@ from .smolvlm import SmolVLMGate
 __all__ = ["export_gate", "quantize_int8", "varied_inputs", "agreement", "FastPath", "DEFAULT_OPSET"]
 
 DEFAULT_OPSET = 18
-_SENTINEL = "\x00QUESTION\x00"
 _QUESTIONS = (
     "What is the total?",
     "What is the date of the invoice?",
@@ -99,22 +98,7 @@ def _example_inputs(gate: SmolVLMGate) -> tuple[torch.Tensor, torch.Tensor, torc
     return ids, mask, torch.rand(2, 2, 3, tile, tile, generator=pixels) * 2 - 1
 
 
-def _prompt_parts(gate: SmolVLMGate) -> tuple[str, str]:
-    """The chat template around the question, checked to be a plain prefix + question + suffix."""
-    prefix, _, suffix = gate._prompt(_SENTINEL).partition(_SENTINEL)
-    image_token = gate.processor.image_token
-    checks = ["", " two  spaces\n", *_QUESTIONS]
-    if prefix.count(image_token) != 1 or any(gate._prompt(q) != prefix + q + suffix for q in checks):
-        raise ConfigError("the gate's chat template does not insert the question verbatim: cannot export it")
-    return prefix, suffix
-
-
 def _settings(gate: SmolVLMGate, *, opset: int, int8: bool) -> dict[str, Any]:
-    processor, image = gate.processor, gate.processor.image_processor
-    steps = ("do_resize", "do_convert_rgb", "do_image_splitting", "do_rescale", "do_normalize")
-    if not all(getattr(image, step) for step in steps):
-        raise ConfigError(f"only Idefics3 image processors with {', '.join(steps)} all on can be exported")
-    prefix, suffix = _prompt_parts(gate)
     config = gate.config
     return {
         "gate_type": GATE_TYPE,
@@ -133,23 +117,7 @@ def _settings(gate: SmolVLMGate, *, opset: int, int8: bool) -> dict[str, Any]:
         "default_precision": "int8" if int8 else "fp32",
         "exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__}",
         "opset": opset,
-        "prompt": {"prefix": prefix, "suffix": suffix},
-        "tokens": {
-            "image": processor.image_token,
-            "fake_image": processor.fake_image_token,
-            "global_image": processor.global_image_tag,
-            "image_seq_len": processor.image_seq_len,
-            "pad_id": processor.tokenizer.pad_token_id,
-        },
-        "max_tokens": gate.max_tokens,
-        "image_processor": {
-            "size": dict(image.size),
-            "max_image_size": dict(image.max_image_size),
-            "resample": int(image.resample),
-            "rescale_factor": float(image.rescale_factor),
-            "image_mean": [float(v) for v in image.image_mean],
-            "image_std": [float(v) for v in image.image_std],
-        },
+        **gate.preprocessing,  # prompt, tokens, max_tokens, image_processor: what OnnxGate preprocesses with
     }
 
 

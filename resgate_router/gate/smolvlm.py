@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tokenizers import Tokenizer
 from torch import nn
 
 from ..errors import ConfigError, GateError, GateLoadError, InputError, QuestionError
@@ -20,7 +21,8 @@ from .batched import BatchedGate, check_options
 from .config import DEFAULT_BACKBONE, ResGateConfig
 from .decision import default_class_names
 from .model import FeatureBackbone, ResGateModel, make_head
-from .profiles import check_profile, prepare_image, processor_kwargs
+from .preprocess import Idefics3Preprocessor, preprocessing_settings
+from .profiles import check_profile
 
 __all__ = ["SmolVLMGate"]
 
@@ -97,9 +99,13 @@ class SmolVLMGate(BatchedGate):
         self.max_pixels, self.batch_size = max_pixels, batch_size
         self.tile_size = int(processor.image_processor.max_image_size["longest_edge"])
         self.resample = int(getattr(processor.image_processor, "resample", 1))
+        self.max_tokens = int(model.backbone.model.config.text_config.max_position_embeddings)
+        #: the processor's settings the gate preprocesses with (an ONNX export stores the same)
+        self.preprocessing = preprocessing_settings(processor, self._prompt, self.max_tokens)
+        tokenizer = Tokenizer.from_str(processor.tokenizer.backend_tokenizer.to_str())  # a copy: settings change
+        self.preprocessor = Idefics3Preprocessor(self.preprocessing, tokenizer, self.profile)
         # PIL decoding and resizing release the GIL: a batch's images are prepared in parallel.
         self._pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="resgate-prep")
-        self.max_tokens = int(model.backbone.model.config.text_config.max_position_embeddings)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -302,32 +308,16 @@ class SmolVLMGate(BatchedGate):
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
         return self.processor.apply_chat_template(messages, add_generation_prompt=False)
 
-    def prepare(self, images: Sequence[ImageInput], questions: Sequence[object]) -> Any:
-        """Processor outputs (on the gate's device) for a batch, with the gate's profile applied."""
+    def prepare(self, images: Sequence[ImageInput], questions: Sequence[object]) -> dict[str, torch.Tensor]:
+        """Backbone inputs (``input_ids``, ``attention_mask``, ``pixel_values``, on the gate's device)
+        for a batch, with the gate's profile applied: the shared preprocessing, equal to the processor's."""
         if isinstance(questions, str) or len(images) != len(questions):
             raise InputError("images and questions must be sequences of the same length")
-        prompts = [self._prompt(q) for q in questions]
-        pictures = (
-            [[p] for p in self._pool.map(self._prepare_image, images)]
-            if len(images) > 1
-            else [[self._prepare_image(images[0])]]
-        )
-        batch = self.processor(
-            text=prompts,
-            images=pictures,
-            padding=True,
-            return_tensors="pt",
-            **processor_kwargs(self.profile, self.tile_size),
-        )
-        if batch["input_ids"].shape[1] > self.max_tokens:
-            raise QuestionError(
-                f"prompt is {batch['input_ids'].shape[1]} tokens, over the backbone's limit of {self.max_tokens}"
-            )
+        loaded = [load_image(image, max_pixels=self.max_pixels) for image in images]
+        arrays = self.preprocessor.batch(loaded, list(questions), self._pool)
+        batch = {name: torch.from_numpy(array).to(self.device) for name, array in arrays.items()}
         batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
-        return batch.to(self.device)
-
-    def _prepare_image(self, image: ImageInput) -> Any:
-        return prepare_image(load_image(image, max_pixels=self.max_pixels), self.profile, self.tile_size, self.resample)
+        return batch
 
     @torch.inference_mode()
     def logits(self, images: Sequence[ImageInput], questions: Sequence[object]) -> torch.Tensor:
