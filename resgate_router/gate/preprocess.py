@@ -8,11 +8,17 @@ resize for the vision encoder, cut into tiles plus a global view, rescale, norma
   the processor's own arithmetic (float64 rescale, float32 normalize), so it is exact, and written
   straight into channel-first order;
 - tiles are views of one array, not PIL crops;
+- a resize by a power of two (``cares``: 512 -> 2048 up, 2048 -> 512 for the global view) runs in
+  horizontal bands on threads (PIL releases the GIL); with a power-of-two scale every band's source
+  box and filter positions are exact in floating point, so the bands equal the whole resize;
 - the tokens of the expanded ``<image>`` (1,088 of them for 17 tiles) are tokenized once per grid.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -27,6 +33,8 @@ __all__ = ["Idefics3Preprocessor", "preprocessing_settings"]
 _SENTINEL = "\x00QUESTION\x00"
 _CHECKS = ("", " two  spaces\n", "What is the total?", "Read the heading of the form, please.")
 _STEPS = ("do_resize", "do_convert_rgb", "do_image_splitting", "do_rescale", "do_normalize")
+_BANDS = min(4, os.cpu_count() or 1)
+_band_pool: ThreadPoolExecutor | None = None
 
 
 def preprocessing_settings(processor: Any, prompt: Any, max_tokens: int) -> dict[str, Any]:
@@ -84,19 +92,25 @@ class Idefics3Preprocessor:
     # ------------------------------------------------------------------ pixels
     def tiles(self, image: Image.Image) -> tuple[np.ndarray, int, int]:
         """(tiles as float32 (n, 3, tile, tile), rows, cols); rows = cols = 0 for a single tile."""
+        views, rows, cols = self.render(image)
+        return self.normalize(views), rows, cols
+
+    def render(self, image: Image.Image) -> tuple[list[np.ndarray], int, int]:
+        """The uint8 (tile, tile, 3) tiles of one image (views of one array) and its grid."""
         image, t = prepare_image(image, self.profile, self.tile, self.resample), self.tile
         rows, cols = tile_grid(image.width, image.height, self.longest_edge, t)
         image = image.resize(resized_size(image.width, image.height, self.longest_edge), self.resample)
-        image = image.resize((max(cols, 1) * t, max(rows, 1) * t), self.resample)  # resize_for_vision_encoder
-        if rows == 0:
-            return self.normalize([np.asarray(image)]), 0, 0
-        pixels = np.asarray(image)
+        if rows == 0:  # resize_for_vision_encoder, to whole tiles
+            return [resize(image, (t, t), self.resample)], 0, 0
+        pixels = resize(image, (cols * t, rows * t), self.resample)
         crops = [pixels[r * t : (r + 1) * t, c * t : (c + 1) * t] for r in range(rows) for c in range(cols)]
-        return self.normalize([*crops, np.asarray(image.resize((t, t), self.resample))]), rows, cols
+        return [*crops, resize(Image.fromarray(pixels), (t, t), self.resample)], rows, cols
 
-    def normalize(self, images: list[np.ndarray]) -> np.ndarray:
-        """uint8 (H, W, 3) arrays -> float32 (n, 3, H, W), exactly as rescale then normalize."""
-        out = np.empty((len(images), 3, *images[0].shape[:2]), dtype=np.float32)
+    def normalize(self, images: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
+        """uint8 (H, W, 3) arrays -> float32 (n, 3, H, W) (into ``out`` when given), exactly as
+        rescale then normalize."""
+        if out is None:
+            out = np.empty((len(images), 3, *images[0].shape[:2]), dtype=np.float32)
         for n, pixels in enumerate(images):
             for c in range(3):
                 np.take(self.lut[c], pixels[..., c], out=out[n, c])
@@ -162,13 +176,35 @@ class Idefics3Preprocessor:
         """``input_ids``, ``attention_mask``, ``pixel_values`` for decoded images (tiles in ``pool``
         threads when given: PIL and numpy release the GIL)."""
         use_pool = pool is not None and len(images) > 1
-        tiled = list(pool.map(self.tiles, images)) if use_pool else [self.tiles(image) for image in images]
-        ids, mask = self.encode([self.token_ids(q, rows, cols) for q, (_, rows, cols) in zip(questions, tiled)])
-        most = max(t.shape[0] for t, _, _ in tiled)
-        pixels = np.zeros((len(tiled), most, *tiled[0][0].shape[1:]), dtype=np.float32)
-        for row, (tiles, _, _) in enumerate(tiled):
-            pixels[row, : tiles.shape[0]] = tiles  # shorter rows padded with empty tiles, as the processor does
+        rendered = list(pool.map(self.render, images)) if use_pool else [self.render(image) for image in images]
+        ids, mask = self.encode([self.token_ids(q, rows, cols) for q, (_, rows, cols) in zip(questions, rendered)])
+        most = max(len(views) for views, _, _ in rendered)
+        pixels = np.empty((len(rendered), most, 3, self.tile, self.tile), dtype=np.float32)
+        for row, (views, _, _) in enumerate(rendered):  # written in place: no copy of the float tiles
+            self.normalize(views, out=pixels[row, : len(views)])
+            pixels[row, len(views) :] = 0  # shorter rows padded with empty tiles, as the processor does
         return {"input_ids": ids, "attention_mask": mask, "pixel_values": pixels}
+
+
+def resize(image: Image.Image, size: tuple[int, int], resample: int) -> np.ndarray:
+    """``np.asarray(image.resize(size, resample))``, in bands on threads when that is exact: both
+    scales powers of two and the output rows a multiple of the band count."""
+    global _band_pool
+    (width, height), (out_w, out_h) = image.size, size
+    if size == image.size:
+        return np.asarray(image)
+    exact = all(math.frexp(a / b)[0] == 0.5 for a, b in ((width, out_w), (height, out_h)))
+    if _BANDS < 2 or not exact or out_h % _BANDS or out_h * out_w < 512 * 512:
+        return np.asarray(image.resize(size, resample))
+    if _band_pool is None:
+        _band_pool = ThreadPoolExecutor(max_workers=_BANDS, thread_name_prefix="resgate-resize")
+    step, scale = out_h // _BANDS, height / out_h
+
+    def band(k: int) -> np.ndarray:
+        box = (0.0, k * step * scale, float(width), (k + 1) * step * scale)
+        return np.asarray(image.resize((out_w, step), resample, box=box))
+
+    return np.concatenate(list(_band_pool.map(band, range(_BANDS))))
 
 
 def _normalize_table(scale: float, mean: Any, std: Any) -> np.ndarray:
