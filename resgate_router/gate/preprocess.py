@@ -99,10 +99,13 @@ class Idefics3Preprocessor:
         """The uint8 (tile, tile, 3) tiles of one image (views of one array) and its grid."""
         image, t = prepare_image(image, self.profile, self.tile, self.resample), self.tile
         rows, cols = tile_grid(image.width, image.height, self.longest_edge, t)
-        image = image.resize(resized_size(image.width, image.height, self.longest_edge), self.resample)
-        if rows == 0:  # resize_for_vision_encoder, to whole tiles
-            return [resize(image, (t, t), self.resample)], 0, 0
-        pixels = resize(image, (cols * t, rows * t), self.resample)
+        size = resized_size(image.width, image.height, self.longest_edge)
+        pixels = resize(image, size, self.resample)  # cares: 512 -> 2048, in bands
+        whole = (max(cols, 1) * t, max(rows, 1) * t)  # resize_for_vision_encoder, to whole tiles
+        if whole != size:
+            pixels = resize(Image.fromarray(pixels), whole, self.resample)
+        if rows == 0:
+            return [pixels], 0, 0
         crops = [pixels[r * t : (r + 1) * t, c * t : (c + 1) * t] for r in range(rows) for c in range(cols)]
         return [*crops, resize(Image.fromarray(pixels), (t, t), self.resample)], rows, cols
 
