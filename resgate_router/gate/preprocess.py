@@ -90,13 +90,9 @@ class Idefics3Preprocessor:
         self._image_ids: dict[tuple[int, int], list[int] | None] = {}
 
     # ------------------------------------------------------------------ pixels
-    def tiles(self, image: Image.Image) -> tuple[np.ndarray, int, int]:
-        """(tiles as float32 (n, 3, tile, tile), rows, cols); rows = cols = 0 for a single tile."""
-        views, rows, cols = self.render(image)
-        return self.normalize(views), rows, cols
-
     def render(self, image: Image.Image) -> tuple[list[np.ndarray], int, int]:
-        """The uint8 (tile, tile, 3) tiles of one image (views of one array) and its grid."""
+        """The uint8 (tile, tile, 3) tiles of one image (views of one array, the global view last) and
+        its grid; rows = cols = 0 for a single tile."""
         image, t = prepare_image(image, self.profile, self.tile, self.resample), self.tile
         rows, cols = tile_grid(image.width, image.height, self.longest_edge, t)
         size = resized_size(image.width, image.height, self.longest_edge)
