@@ -97,7 +97,8 @@ def _reference_runner(backbone, device, dtype) -> Runner:
     return prepare, run
 
 
-def _fast_runner(backbone, device, dtype, profile) -> Runner:
+def _fast_gate(backbone, device, dtype, profile) -> tuple[object, Callable[[object], object]]:
+    """(SmolVLMGate fast path, its model call on prepared inputs)."""
     import torch
 
     from resgate_router.gate import SmolVLMGate
@@ -108,19 +109,21 @@ def _fast_runner(backbone, device, dtype, profile) -> Runner:
     def run(batch: object) -> object:
         return gate.model(**batch).logits.cpu()
 
+    return gate, run
+
+
+def _fast_runner(backbone, device, dtype, profile) -> Runner:
+    gate, run = _fast_gate(backbone, device, dtype, profile)
     return gate.prepare, run
 
 
 def _processor_runner(backbone, device, dtype, profile) -> Runner:
     """The fast path's model, fed by transformers' processor: what the gate's own preprocessing must
     equal bit for bit (tests/test_preprocess.py) and beat on time."""
-    import torch
-
     from resgate_router import load_image
-    from resgate_router.gate import SmolVLMGate
     from resgate_router.gate.profiles import cares_canvas
 
-    gate = SmolVLMGate.from_backbone(backbone, profile=profile, device=device, dtype=dtype, batch_size=64)
+    gate, run = _fast_gate(backbone, device, dtype, profile)
     size = {} if profile == "cares" else {"size": {"longest_edge": gate.tile_size}}
 
     def prepare(images: list, questions: list) -> object:
@@ -129,10 +132,6 @@ def _processor_runner(backbone, device, dtype, profile) -> Runner:
         enc = gate.processor(text=prompts, images=pictures, padding=True, return_tensors="pt", **size)
         enc["pixel_values"] = enc["pixel_values"].to(dtype)
         return enc.to(device)
-
-    @torch.inference_mode()
-    def run(batch: object) -> object:
-        return gate.model(**batch).logits.cpu()
 
     return prepare, run
 

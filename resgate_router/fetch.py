@@ -70,11 +70,12 @@ class AddressPolicy:
             port = parts.port
         except ValueError as exc:
             raise ImageError(f"image URL {shown!r} is malformed: {exc}") from exc
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
             raise ImageError(f"image URL {shown!r} is not an http(s) URL")
         if self.allow_private:
             return
-        for address in self.resolve(parts.hostname, port or (443 if parts.scheme.lower() == "https" else 80)):
+        for address in self.resolve(parts.hostname, port or (443 if scheme == "https" else 80)):
             if not is_public_address(address):
                 raise ForbiddenURLError(
                     f"image host {parts.hostname!r} is or resolves to a non-public address ({address}); refused "

@@ -5,9 +5,7 @@ resized images and, per prompt, the family's processor settings. Everything else
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 from .adapters._conversation import run_grouped
@@ -49,7 +47,6 @@ class GatedLLM:
         single = bool(messages) and isinstance(messages[0], dict)
         conversations = [list(messages)] if single else [list(c) for c in messages]
         routed = self.router.route_batch([{"messages": c} for c in conversations])
-        started = time.perf_counter()
 
         def run(indices: list[int]) -> list[Any]:  # one engine call per set of processor settings
             merged = {**(mm_processor_kwargs or {}), **routed[indices[0]].processor_kwargs} or None
@@ -57,7 +54,7 @@ class GatedLLM:
             batch = [to_wire(routed[i].request)["messages"] for i in indices]
             return self.llm.chat(batch, params, *args, mm_processor_kwargs=merged, **kwargs)
 
-        with self._recorded(routed, started):
+        with self.router.recorded(*(item.record for item in routed)):  # one engine call (or a few) for all
             return run_grouped([item.processor_kwargs for item in routed], run)
 
     def generate(self, prompts: Any, sampling_params: Any = None, *args: Any, **kwargs: Any) -> list[Any]:
@@ -82,25 +79,10 @@ class GatedLLM:
             data = {**item["multi_modal_data"], "image": images if isinstance(original, list) else images[0]}
             kw = {**(item.get("mm_processor_kwargs") or {}), **result.processor_kwargs}
             rewritten.append({**item, "multi_modal_data": data, **({"mm_processor_kwargs": kw} if kw else {})})
-        started = time.perf_counter()
-        with self._recorded(routed, started):
+        with self.router.recorded(*(item.record for item in routed)):
             return self.llm.generate(
                 rewritten if len(rewritten) > 1 or not isinstance(prompts, (str, dict)) else rewritten[0],
                 sampling_params,
                 *args,
                 **kwargs,
             )
-
-    @contextmanager
-    def _recorded(self, routed: list[Any], started: float) -> Iterator[None]:
-        """One record per prompt once the engine call returns, or raises (then re-raised unchanged)."""
-        try:
-            yield
-        except Exception as exc:
-            for item in routed:
-                self.router.log_failure(item.record, exc, started)
-            raise
-        elapsed = round((time.perf_counter() - started) * 1000, 3)
-        for item in routed:
-            item.record["downstream_ms"] = elapsed  # one engine call (or a few) for the whole batch
-            self.router.log_record(item.record)

@@ -117,7 +117,7 @@ def remote_urls(body: Any) -> list[str]:
         for key, value in items:
             if isinstance(value, (dict, list)):
                 stack.append(value)
-            elif key in _URL_KEYS and isinstance(value, str) and value.strip()[:8].lower().startswith(_REMOTE):
+            elif key in _URL_KEYS and isinstance(value, str) and value[:16].lstrip()[:8].lower().startswith(_REMOTE):
                 found.append(value)
     return found
 

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -208,9 +209,9 @@ class Router:
                 decisions = self._run_gate(to_gate)
             except Exception as exc:  # a gate is pluggable code; whatever it raises, fail open unless asked not to
                 for p in gated:
-                    p.record["gate_ms"] = _ms(started)
+                    p.record["gate_ms"] = elapsed_ms(started)
                     fail_open(p, exc)
-        gate_ms = _ms(started) if to_gate else 0.0
+        gate_ms = elapsed_ms(started) if to_gate else 0.0
         gated_ids = {id(p) for p in gated}
         it = iter(decisions)
         for p in pending:
@@ -430,7 +431,7 @@ class Router:
         except Exception as exc:  # recorded, then re-raised unchanged: the error is the caller's
             self.log_failure(record, exc, started)
             raise
-        routed.record["downstream_ms"] = _ms(started)
+        routed.record["downstream_ms"] = elapsed_ms(started)
         self.log_record(routed.record)
         return RouterResponse(response, routed.record)
 
@@ -443,7 +444,7 @@ class Router:
             started = time.perf_counter()
             for chunk in self.adapter.stream(routed.request, processor_kwargs=routed.processor_kwargs):
                 if record["downstream_ms"] is None:
-                    record["downstream_ms"] = _ms(started)  # time to first chunk
+                    record["downstream_ms"] = elapsed_ms(started)  # time to first chunk
                 yield chunk
         except Exception as exc:  # recorded, then re-raised unchanged
             self.log_failure(record, exc, started)
@@ -461,7 +462,7 @@ class Router:
         except Exception as exc:  # recorded, then re-raised unchanged
             self.log_failure(record, exc, started)
             raise
-        record["downstream_ms"] = _ms(started)
+        record["downstream_ms"] = elapsed_ms(started)
         self.log_record(record)
         return RouterResponse(response, record)
 
@@ -475,9 +476,24 @@ class Router:
         """Mark a request failed (error class; downstream time so far when ``started`` is given, else
         the time already recorded, e.g. to a stream's first chunk) and log it."""
         if started is not None:
-            record["downstream_ms"] = _ms(started)
+            record["downstream_ms"] = elapsed_ms(started)
         record.update(status="error", error=type(exc).__name__)
         self.log_record(record)
+
+    @contextmanager
+    def recorded(self, *records: dict[str, Any]) -> Iterator[None]:
+        """Time a downstream call the caller makes itself (wrap, GatedLLM) and log each record once it
+        returns, or raises (then re-raised unchanged): one call may serve several requests."""
+        started = time.perf_counter()
+        try:
+            yield
+        except Exception as exc:
+            for record in records:
+                self.log_failure(record, exc, started)
+            raise
+        for record in records:
+            record["downstream_ms"] = elapsed_ms(started)
+            self.log_record(record)
 
     def log_outcome(self, record: dict[str, Any], error: BaseException | None, started: float | None = None) -> None:
         """Log a finished request as a success (``error`` None) or a failure: for streams, at their end."""
@@ -514,5 +530,6 @@ def _is_off(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lower() in _OFF
 
 
-def _ms(started: float) -> float:
+def elapsed_ms(started: float) -> float:
+    """Milliseconds since ``started`` (a ``time.perf_counter()``), as every record holds them."""
     return round((time.perf_counter() - started) * 1000, 3)

@@ -39,27 +39,26 @@ def _error(message: str, status: int = 400) -> Any:
     return JSONResponse(body, status_code=status)
 
 
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
-
-
-def _finish(router: Any, record: dict[str, Any], response: Any, started: float, urls: list[str]) -> Any:
+def _finish(router: Any, routed: Any, response: Any, started: float) -> Any:
     """Log the request's one record as vLLM answered it: a stream when it ends, an error response as
     a failure (one naming an image URL we passed on is the client's 400, as at the proxy)."""
     from fastapi.responses import StreamingResponse
 
     from .errors import UpstreamStatusError
+    from .messages import remote_urls
+    from .router import elapsed_ms
     from .server.errors import fetch_failure
 
+    record = routed.record
     if isinstance(response, StreamingResponse):
         response.body_iterator = _logged_stream(router, record, response.body_iterator, started)
         return response
     if response.status_code < 400:
-        record["downstream_ms"] = _ms(started)
+        record["downstream_ms"] = elapsed_ms(started)
         router.log_record(record)
         return response
     body = bytes(response.body).decode("utf-8", "replace")
-    failure = fetch_failure(response.status_code, body, urls)
+    failure = fetch_failure(response.status_code, body, remote_urls(routed.request))  # only when it failed
     error = failure or UpstreamStatusError(f"vLLM answered {response.status_code}", status_code=response.status_code)
     router.log_failure(record, error, started)
     return _error(str(failure)) if failure is not None else response
@@ -69,12 +68,13 @@ async def _logged_stream(router: Any, record: dict[str, Any], chunks: Any, start
     """vLLM's SSE chunks, passed on; the record is logged once the stream ends, however it ends (an
     error event from the engine and a client that hangs up are failures)."""
     from .errors import UpstreamProtocolError
+    from .router import elapsed_ms
 
     error: BaseException | None = None
     try:
         async for chunk in chunks:
             if record["downstream_ms"] is None:
-                record["downstream_ms"] = _ms(started)  # time to the first chunk, as at the proxy
+                record["downstream_ms"] = elapsed_ms(started)  # time to the first chunk, as at the proxy
             text = chunk if isinstance(chunk, str) else bytes(chunk).decode("utf-8", "replace")
             if text.startswith('data: {"error"'):
                 error = UpstreamProtocolError("vLLM ended the stream with an error event")
@@ -115,7 +115,6 @@ class ResgateEndpointPlugin:
 
         from .adapters.openai_http import safe_processor_kwargs
         from .errors import InputError, ResgateError
-        from .messages import remote_urls
         from .server.errors import status_of
 
         original = next(
@@ -157,7 +156,7 @@ class ResgateEndpointPlugin:
             except Exception as exc:  # the engine raised: still the request's one record
                 router.log_failure(routed.record, exc, started)
                 raise
-            return _finish(router, routed.record, response, started, remote_urls(routed.request))
+            return _finish(router, routed, response, started)
 
     async def init_state(self, engine_client: Any, state: Any, args: Any) -> None:
         """Nothing to add: the router was built with the app."""

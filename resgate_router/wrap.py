@@ -9,9 +9,6 @@ A ``resgate`` entry in ``extra_body`` overrides the gate per request, as the req
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
@@ -42,19 +39,6 @@ def _prepare(router: Router, kwargs: dict[str, Any], send_kwargs: bool) -> tuple
     return out, record
 
 
-@contextmanager
-def _recorded(router: Router, record: dict[str, Any]) -> Iterator[None]:
-    """Time the downstream call and log its record, also when it raises (then re-raise unchanged)."""
-    started = time.perf_counter()
-    try:
-        yield
-    except Exception as exc:
-        router.log_failure(record, exc, started)
-        raise
-    record["downstream_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    router.log_record(record)
-
-
 class _Completions:
     def __init__(self, wrapper: WrappedOpenAI) -> None:
         self._wrapper = wrapper
@@ -62,7 +46,7 @@ class _Completions:
     def create(self, **kwargs: Any) -> Any:
         router, client = self._wrapper._router, self._wrapper._client
         request, record = _prepare(router, kwargs, self._wrapper._send_kwargs)
-        with _recorded(router, record):
+        with router.recorded(record):
             return client.chat.completions.create(**request)
 
     def __getattr__(self, name: str) -> Any:
@@ -73,7 +57,7 @@ class _AsyncCompletions(_Completions):
     async def create(self, **kwargs: Any) -> Any:  # type: ignore[override]
         router, client = self._wrapper._router, self._wrapper._client
         request, record = await asyncio.to_thread(_prepare, router, kwargs, self._wrapper._send_kwargs)
-        with _recorded(router, record):
+        with router.recorded(record):
             return await client.chat.completions.create(**request)
 
 

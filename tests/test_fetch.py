@@ -4,6 +4,7 @@ with a size cap and a timeout; refused URLs are client errors at the proxy."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -95,6 +96,28 @@ def test_size_cap_timeout_and_redirects(image_server, path, match):
         fetcher.fetch(f"{image_server}{path}")
 
 
+@pytest.fixture()
+def no_network(monkeypatch):
+    """For the unit tests of the address check, which name addresses outside loopback: nothing may
+    connect or send anywhere, and host lookups are allowed only for IP literals (which resolve to
+    themselves, with no DNS query), so a regression fails here instead of reaching out."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"the address check tried to open a connection: {args}")
+
+    def literal_only(host, *args, **kwargs):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            socket.inet_aton(host)  # also the legacy forms 2130706433, 0x7f.1, 017700000001; else OSError
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    for name in ("connect", "connect_ex", "sendto", "sendmsg"):
+        monkeypatch.setattr(socket.socket, name, refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", literal_only)
+
+
 REFUSED = [
     "127.0.0.1",
     "127.0.0.2",
@@ -123,7 +146,7 @@ PUBLIC = ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
 
 
 @pytest.mark.parametrize("address", REFUSED)
-def test_the_address_check_refuses_every_non_public_range(address):
+def test_the_address_check_refuses_every_non_public_range(address, no_network):
     """Unit tests of the check itself: IP literals resolve to themselves, so no lookup and no
     connection happens; the check is also a client-side error type the servers answer with 400."""
     assert not is_public_address(ipaddress.ip_address(address))
@@ -134,7 +157,7 @@ def test_the_address_check_refuses_every_non_public_range(address):
 
 
 @pytest.mark.parametrize("address", PUBLIC)
-def test_public_addresses_pass(address):
+def test_public_addresses_pass(address, no_network):
     assert is_public_address(ipaddress.ip_address(address))
     AddressPolicy().check(f"https://{f'[{address}]' if ':' in address else address}/page.png")
 
@@ -150,7 +173,7 @@ def test_public_addresses_pass(address):
         "HTTP://127.0.0.1/x.png",
     ],
 )
-def test_disguised_loopback_literals_are_refused(url):
+def test_disguised_loopback_literals_are_refused(url, no_network):
     with pytest.raises(ForbiddenURLError):
         AddressPolicy().check(url)
 
@@ -158,6 +181,6 @@ def test_disguised_loopback_literals_are_refused(url):
 @pytest.mark.parametrize(
     "url", ["http://127.0.0.1\\@93.184.216.34/x.png", "http://93.184.216.34 /x.png", "http://[::1/x.png", "ftp://a/b"]
 )
-def test_urls_other_parsers_read_differently_are_refused(url):
+def test_urls_other_parsers_read_differently_are_refused(url, no_network):
     with pytest.raises(ImageError):
         AddressPolicy(allow_private=True).check(url)

@@ -67,7 +67,8 @@ def test_prompts_tokenize_as_the_processor_and_the_image_tokens_are_cached(gate)
         assert torch.equal(
             gate.prepare([image], [question])["input_ids"], _processor_inputs(gate, image, question)["input_ids"]
         )
-    assert all(ids is not None for ids in gate.preprocessor._image_ids.values())  # the cached head was used
+    cached = gate.preprocessor._image_ids
+    assert cached and all(ids is not None for ids in cached.values())  # the cached head was used
 
 
 def test_batch_equals_single(gate):

@@ -128,25 +128,32 @@ class Idefics3Preprocessor:
         )
         return f"{grid}\n{global_view}"
 
+    def head(self, rows: int, cols: int) -> str:
+        """The prompt up to the question: the chat prefix with ``<image>`` expanded."""
+        return self.prefix.replace(self.image_token, self.image_text(rows, cols), 1)
+
     def prompt(self, question: object, rows: int, cols: int) -> str:
+        return self.head(rows, cols) + self._checked(question) + self.suffix
+
+    def token_ids(self, question: object, rows: int, cols: int) -> list[int]:
+        """The prompt's ids. The head (chat prefix and image tokens) is tokenized once per grid, when
+        that is provably the same as tokenizing the whole prompt."""
+        question = self._checked(question)
+        head = self._head_ids(rows, cols)
+        if head is None:
+            return self.tokenizer.encode(self.prompt(question, rows, cols)).ids
+        return head + self.tokenizer.encode(question + self.suffix, add_special_tokens=False).ids
+
+    def _checked(self, question: object) -> str:
         if not isinstance(question, str):
             raise QuestionError(f"question must be a string, got {type(question).__name__}")
         if self.image_token in question:
             raise QuestionError(f"question must not contain the image token {self.image_token!r}")
-        return self.prefix.replace(self.image_token, self.image_text(rows, cols), 1) + question + self.suffix
-
-    def token_ids(self, question: object, rows: int, cols: int) -> list[int]:
-        """The prompt's ids. The part up to the question (chat prefix and image tokens) is tokenized
-        once per grid, when that is provably the same as tokenizing the whole prompt."""
-        prompt = self.prompt(question, rows, cols)  # validates the question
-        head = self._head_ids(rows, cols)
-        if head is None:
-            return self.tokenizer.encode(prompt).ids
-        return head + self.tokenizer.encode(str(question) + self.suffix, add_special_tokens=False).ids
+        return question
 
     def _head_ids(self, rows: int, cols: int) -> list[int] | None:
         if (rows, cols) not in self._image_ids:
-            head = self.prefix.replace(self.image_token, self.image_text(rows, cols), 1)
+            head = self.head(rows, cols)
             ids = self.tokenizer.encode(head, add_special_tokens=True).ids
             # the head ends in a special token, so the question cannot merge with it; the check also
             # rules out a post-processor that appends tokens (then every prompt is tokenized whole)

@@ -14,8 +14,6 @@ third less preprocessing time.
 
 from __future__ import annotations
 
-from typing import Any
-
 from PIL import Image
 
 from ..errors import ConfigError
@@ -28,7 +26,6 @@ __all__ = [
     "cares_canvas",
     "single_tile_image",
     "prepare_image",
-    "processor_kwargs",
 ]
 
 PROFILES = ("cares", "single-tile")
@@ -73,7 +70,3 @@ def prepare_image(
     if profile == "cares":
         return cares_canvas(image, tile_size)
     return single_tile_image(image, tile_size, resample)
-
-
-def processor_kwargs(profile: str, tile_size: int) -> dict[str, Any]:
-    return {} if profile == "cares" else {"size": {"longest_edge": tile_size}}

@@ -98,7 +98,6 @@ class SmolVLMGate(BatchedGate):
         self.device, self.dtype = device, dtype
         self.max_pixels, self.batch_size = max_pixels, batch_size
         self.tile_size = int(processor.image_processor.max_image_size["longest_edge"])
-        self.resample = int(getattr(processor.image_processor, "resample", 1))
         self.max_tokens = int(model.backbone.model.config.text_config.max_position_embeddings)
         #: the processor's settings the gate preprocesses with (an ONNX export stores the same)
         self.preprocessing = preprocessing_settings(processor, self._prompt, self.max_tokens)

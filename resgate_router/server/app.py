@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ..adapters.openai_http import AsyncOpenAIAdapter
 from ..errors import InputError, ResgateError, UpstreamConnectionError, UpstreamStatusError, UpstreamTimeout
 from ..messages import has_images, remote_urls
-from ..router import Router
+from ..router import Router, elapsed_ms
 from .batcher import GateBatcher
 from .errors import error_response, fetch_failure
 from .routing import build_router
@@ -118,7 +118,7 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
             if body.get("stream"):
                 chunks = adapter.astream(routed.request, **kwargs)
                 first = await anext(chunks, None)  # a failure before the first chunk is still a 502/504
-                routed.record["downstream_ms"] = _ms(started)  # time to the first chunk, as Router.stream
+                routed.record["downstream_ms"] = elapsed_ms(started)  # to the first chunk, as Router.stream
                 return StreamingResponse(_sse(router, routed.record, first, chunks), media_type="text/event-stream")
             upstream = await adapter.araw(routed.request, **kwargs)
             adapter.parse(upstream)  # a 200 that is not a chat completion is the upstream's failure: 502
@@ -131,7 +131,7 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
             if failure is not None:
                 raise failure from exc
             raise
-        routed.record["downstream_ms"] = _ms(started)
+        routed.record["downstream_ms"] = elapsed_ms(started)
         router.log_record(routed.record)
         headers = {"x-resgate-saved-tokens": str(routed.record["saved_tokens"])}
         return Response(upstream.content, media_type="application/json", headers=headers)
@@ -170,10 +170,6 @@ def _check_urls(router: Router, content: bytes) -> None:
         return
     for url in remote_urls(body):
         router.url_policy.check(url)
-
-
-def _ms(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
 
 
 async def _read_json(request: Request, limit: int) -> dict[str, Any]:
