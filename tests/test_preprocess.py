@@ -1,6 +1,8 @@
-"""The gates' own Idefics3 preprocessing (gate/preprocess.py) against an independent computation with
-the real transformers processor: ``cares`` bit-identical to the rendition + the processor at its
-defaults, ``single-tile`` to the processor at ``size.longest_edge=512``, on varied images."""
+"""The gates' own Idefics3 preprocessing against an independent computation with the real transformers
+processor: ``cares`` bit-identical to the rendition + the processor at its defaults, ``single-tile``
+to the processor at ``size.longest_edge=512``, on varied images; both the host path
+(gate/preprocess.py, PIL + numpy) and the device path (gate/device_preprocess.py, torch, run here on
+CPU tensors: the code a CUDA gate runs)."""
 
 from __future__ import annotations
 
@@ -42,9 +44,16 @@ def _processor_inputs(gate, image, question):
     return gate.processor(text=[prompt], images=[[image]], return_tensors="pt", size={"longest_edge": 512})
 
 
-@pytest.fixture(scope="module", params=["cares", "single-tile"])
+@pytest.fixture(
+    scope="module",
+    params=[("cares", "host"), ("single-tile", "host"), ("cares", "device"), ("single-tile", "device")],
+    ids="-".join,
+)
 def gate(request, tiny_gate_dir):
-    return SmolVLMGate.from_pretrained(tiny_gate_dir, profile=request.param)
+    profile, preprocessing = request.param
+    gate = SmolVLMGate.from_pretrained(tiny_gate_dir, profile=profile, preprocessing=preprocessing)
+    assert (gate.device_preprocessor is not None) == (preprocessing == "device")
+    return gate
 
 
 @pytest.mark.parametrize("name", list(VARIED))
@@ -91,3 +100,37 @@ def test_the_normalize_table_is_the_processors_arithmetic(gate):
     expected = normalize(rescale(values, image.rescale_factor), image.image_mean, image.image_std)
     ours = gate.preprocessor.normalize([values])[0]  # (3, 256, 1)
     assert np.array_equal(ours.transpose(1, 2, 0), expected.astype(np.float32))
+
+
+@pytest.mark.parametrize(
+    "size,out",
+    [
+        ((1700, 2200), (396, 512)),
+        ((300, 3000), (51, 512)),
+        ((512, 512), (2048, 2048)),
+        ((2048, 300), (512, 75)),
+        ((5, 7), (365, 512)),
+        ((1, 1), (3, 2)),
+        ((1000, 10), (512, 5)),
+        ((777, 333), (64, 900)),
+    ],
+)
+def test_the_device_resize_and_the_banded_host_resize_are_pillows(size, out):
+    """Pillow's LANCZOS, in both directions of each axis and both orders of the passes."""
+    from resgate_router.gate.device_preprocess import DeviceResampler
+    from resgate_router.gate.resample import resize
+
+    pixels = np.random.default_rng(sum(size)).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(pixels).resize(out, Image.Resampling.LANCZOS))
+    assert np.array_equal(resize(Image.fromarray(pixels), out, Image.Resampling.LANCZOS), expected)
+    ours = DeviceResampler("cpu").resize(torch.from_numpy(pixels).unsqueeze(0).to(torch.float64), out)[0]
+    assert np.array_equal(ours.to(torch.uint8).numpy(), expected)
+
+
+def test_the_device_path_uploads_a_batch_once(tiny_gate_dir, monkeypatch):
+    gate = SmolVLMGate.from_pretrained(tiny_gate_dir, profile="single-tile", preprocessing="device")
+    copies = []
+    real = torch.Tensor.to
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: copies.append(self.dtype) or real(self, *a, **k))
+    gate.device_preprocessor.upload(list(VARIED.values())[:3])
+    assert copies == [torch.uint8]  # one copy, of uint8 pixels

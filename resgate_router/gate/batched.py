@@ -16,9 +16,10 @@ __all__ = ["BatchedGate", "GATE_OPTIONS", "check_options"]
 GATE_OPTIONS = frozenset({"max_pixels", "batch_size"})
 
 
-def check_options(kind: str, options: dict[str, Any]) -> None:
-    """A :class:`ConfigError` naming each option ``kind`` does not take (never a ``TypeError``)."""
-    unknown = sorted(set(options) - GATE_OPTIONS)
+def check_options(kind: str, options: dict[str, Any], own: frozenset[str] = frozenset()) -> None:
+    """A :class:`ConfigError` naming each option ``kind`` does not take (never a ``TypeError``);
+    ``own`` are the kind's options besides :data:`GATE_OPTIONS`."""
+    unknown = sorted(set(options) - GATE_OPTIONS - own)
     if unknown:
         raise ConfigError(f"a {kind} gate does not take the option(s) {', '.join(map(repr, unknown))}")
 

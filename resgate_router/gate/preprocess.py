@@ -8,17 +8,12 @@ resize for the vision encoder, cut into tiles plus a global view, rescale, norma
   the processor's own arithmetic (float64 rescale, float32 normalize), so it is exact, and written
   straight into channel-first order;
 - tiles are views of one array, not PIL crops;
-- a resize by a power of two (``cares``: 512 -> 2048 up, 2048 -> 512 for the global view) runs in
-  horizontal bands on threads (PIL releases the GIL); with a power-of-two scale every band's source
-  box and filter positions are exact in floating point, so the bands equal the whole resize;
+- every resize runs its two passes in bands on threads, bit for bit (gate/resample.py);
 - the tokens of the expanded ``<image>`` (1,088 of them for 17 tiles) are tokenized once per grid.
 """
 
 from __future__ import annotations
 
-import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -27,14 +22,13 @@ from PIL import Image
 from ..errors import ConfigError, QuestionError
 from ..policies.idefics3 import resized_size, tile_grid
 from .profiles import prepare_image
+from .resample import resize_image
 
 __all__ = ["Idefics3Preprocessor", "preprocessing_settings"]
 
 _SENTINEL = "\x00QUESTION\x00"
 _CHECKS = ("", " two  spaces\n", "What is the total?", "Read the heading of the form, please.")
 _STEPS = ("do_resize", "do_convert_rgb", "do_image_splitting", "do_rescale", "do_normalize")
-_BANDS = min(4, os.cpu_count() or 1)
-_band_pool: ThreadPoolExecutor | None = None
 
 
 def preprocessing_settings(processor: Any, prompt: Any, max_tokens: int) -> dict[str, Any]:
@@ -96,14 +90,16 @@ class Idefics3Preprocessor:
         image, t = prepare_image(image, self.profile, self.tile, self.resample), self.tile
         rows, cols = tile_grid(image.width, image.height, self.longest_edge, t)
         size = resized_size(image.width, image.height, self.longest_edge)
-        pixels = resize(image, size, self.resample)  # cares: 512 -> 2048, in bands
+        if size != image.size:
+            image = resize_image(image, size, self.resample)  # cares: 512 -> 2048
         whole = (max(cols, 1) * t, max(rows, 1) * t)  # resize_for_vision_encoder, to whole tiles
         if whole != size:
-            pixels = resize(Image.fromarray(pixels), whole, self.resample)
+            image = resize_image(image, whole, self.resample)
+        pixels = np.asarray(image)
         if rows == 0:
             return [pixels], 0, 0
         crops = [pixels[r * t : (r + 1) * t, c * t : (c + 1) * t] for r in range(rows) for c in range(cols)]
-        return [*crops, resize(Image.fromarray(pixels), (t, t), self.resample)], rows, cols
+        return [*crops, np.asarray(resize_image(image, (t, t), self.resample))], rows, cols
 
     def normalize(self, images: list[np.ndarray], out: np.ndarray | None = None) -> np.ndarray:
         """uint8 (H, W, 3) arrays -> float32 (n, 3, H, W) (into ``out`` when given), exactly as
@@ -190,27 +186,6 @@ class Idefics3Preprocessor:
             self.normalize(views, out=pixels[row, : len(views)])
             pixels[row, len(views) :] = 0  # shorter rows padded with empty tiles, as the processor does
         return {"input_ids": ids, "attention_mask": mask, "pixel_values": pixels}
-
-
-def resize(image: Image.Image, size: tuple[int, int], resample: int) -> np.ndarray:
-    """``np.asarray(image.resize(size, resample))``, in bands on threads when that is exact: both
-    scales powers of two and the output rows a multiple of the band count."""
-    global _band_pool
-    (width, height), (out_w, out_h) = image.size, size
-    if size == image.size:
-        return np.asarray(image)
-    exact = all(math.frexp(a / b)[0] == 0.5 for a, b in ((width, out_w), (height, out_h)))
-    if _BANDS < 2 or not exact or out_h % _BANDS or out_h * out_w < 512 * 512:
-        return np.asarray(image.resize(size, resample))
-    if _band_pool is None:
-        _band_pool = ThreadPoolExecutor(max_workers=_BANDS, thread_name_prefix="resgate-resize")
-    step, scale = out_h // _BANDS, height / out_h
-
-    def band(k: int) -> np.ndarray:
-        box = (0.0, k * step * scale, float(width), (k + 1) * step * scale)
-        return np.asarray(image.resize((out_w, step), resample, box=box))
-
-    return np.concatenate(list(_band_pool.map(band, range(_BANDS))))
 
 
 def _normalize_table(scale: float, mean: Any, std: Any) -> np.ndarray:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..errors import ConfigError
 from ..policies.idefics3 import resized_size
+from .resample import resize_image
 
 __all__ = [
     "PROFILES",
@@ -50,7 +51,7 @@ def cares_mid_rendition(image: Image.Image, size: int = CARES_MID_SIZE) -> Image
     if max(width, height) > size:
         ratio = size / max(width, height)
         new = (max(1, int(width * ratio)), max(1, int(height * ratio)))
-        image = image.resize(new, Image.Resampling.LANCZOS)
+        image = resize_image(image, new, Image.Resampling.LANCZOS)
     return _paste_centred(image, size)
 
 
@@ -61,7 +62,7 @@ def cares_canvas(image: Image.Image, canvas: int = 512) -> Image.Image:
 
 def single_tile_image(image: Image.Image, tile_size: int, resample: int) -> Image.Image:
     """The image at the size the processor gives it for ``size.longest_edge == tile_size``."""
-    return image.resize(resized_size(image.width, image.height, tile_size), resample)
+    return resize_image(image, resized_size(image.width, image.height, tile_size), resample)
 
 
 def prepare_image(

@@ -18,13 +18,18 @@ from ..images import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from ..ladder import Ladder
 from . import checkpoint as ckpt
 from .batched import BatchedGate, check_options
+from .compiled import CompiledRunner
 from .config import DEFAULT_BACKBONE, ResGateConfig
 from .decision import default_class_names
 from .model import FeatureBackbone, ResGateModel, make_head
 from .preprocess import Idefics3Preprocessor, preprocessing_settings
 from .profiles import check_profile
 
-__all__ = ["SmolVLMGate"]
+__all__ = ["SmolVLMGate", "SMOLVLM_OPTIONS"]
+
+#: SmolVLMGate's own run-time options (besides ``max_pixels``, ``batch_size``)
+SMOLVLM_OPTIONS = frozenset({"preprocessing", "compile"})
+PREPROCESSING = ("auto", "host", "device")
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +91,8 @@ class SmolVLMGate(BatchedGate):
         dtype: torch.dtype,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         batch_size: int = 16,
+        preprocessing: str = "auto",
+        compile: bool = False,
     ) -> None:
         self.model, self.processor, self.config = model, processor, model.config
         self.ladder = ladder
@@ -103,8 +110,21 @@ class SmolVLMGate(BatchedGate):
         self.preprocessing = preprocessing_settings(processor, self._prompt, self.max_tokens)
         tokenizer = Tokenizer.from_str(processor.tokenizer.backend_tokenizer.to_str())  # a copy: settings change
         self.preprocessor = Idefics3Preprocessor(self.preprocessing, tokenizer, self.profile)
+        self.device_preprocessor = self._device_preprocessor(preprocessing)
+        self.runner = CompiledRunner(model, batch_size) if compile else None
         # PIL decoding and resizing release the GIL: a batch's images are prepared in parallel.
         self._pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="resgate-prep")
+
+    def _device_preprocessor(self, preprocessing: str) -> Any:
+        """Where the pixel work runs: ``host`` (PIL + numpy threads), ``device`` (torch on the gate's
+        device, bit-identical) or ``auto`` (the device when it is a GPU)."""
+        if preprocessing not in PREPROCESSING:
+            raise ConfigError(f"unknown preprocessing {preprocessing!r}: expected one of {list(PREPROCESSING)}")
+        if preprocessing == "host" or (preprocessing == "auto" and self.device.type == "cpu"):
+            return None
+        from .device_preprocess import DevicePreprocessor
+
+        return DevicePreprocessor(self.preprocessor, self.device)
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -127,9 +147,13 @@ class SmolVLMGate(BatchedGate):
         dev, dt = _resolve_device_dtype(device, dtype)
         try:
             if backbone_state is None:
-                full = AutoModelForImageTextToText.from_pretrained(str(backbone_dir), dtype=torch.float32)
+                full = AutoModelForImageTextToText.from_pretrained(
+                    str(backbone_dir), dtype=torch.float32, attn_implementation="sdpa"
+                )
             else:
-                full = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(str(backbone_dir)))
+                full = AutoModelForImageTextToText.from_config(
+                    AutoConfig.from_pretrained(str(backbone_dir)), attn_implementation="sdpa"
+                )
         except (OSError, ValueError, KeyError) as exc:
             raise GateLoadError(f"cannot load backbone {backbone_dir}: {exc}", path=str(backbone_dir)) from exc
         features = FeatureBackbone(full, config.layer, config.window)
@@ -178,7 +202,7 @@ class SmolVLMGate(BatchedGate):
         **options: Any,
     ) -> SmolVLMGate:
         """A gate with a freshly initialised (untrained) head, e.g. to train one."""
-        check_options("SmolVLM MLP", options)
+        check_options("SmolVLM MLP", options, SMOLVLM_OPTIONS)
         ladder = Ladder.parse(ladder)
         config = ResGateConfig(
             backbone=str(backbone),
@@ -220,7 +244,7 @@ class SmolVLMGate(BatchedGate):
     ) -> SmolVLMGate:
         """Load a gate saved by :meth:`save_pretrained`, or a reference CARES checkpoint directory
         (``backbone`` then names the base model; its default is SmolVLM-256M-Instruct, profile ``cares``)."""
-        check_options("SmolVLM MLP", options)
+        check_options("SmolVLM MLP", options, SMOLVLM_OPTIONS)
         directory = ckpt.resolve_dir(path_or_hub_id, "gate")
         if ckpt.is_own_format(directory):
             config = ResGateConfig.from_pretrained(str(directory))
@@ -313,8 +337,11 @@ class SmolVLMGate(BatchedGate):
         if isinstance(questions, str) or len(images) != len(questions):
             raise InputError("images and questions must be sequences of the same length")
         loaded = [load_image(image, max_pixels=self.max_pixels) for image in images]
-        arrays = self.preprocessor.batch(loaded, list(questions), self._pool)
-        batch = {name: torch.from_numpy(array).to(self.device) for name, array in arrays.items()}
+        if self.device_preprocessor is not None:
+            batch = self.device_preprocessor.batch(loaded, list(questions))
+        else:
+            arrays = self.preprocessor.batch(loaded, list(questions), self._pool)
+            batch = {name: torch.from_numpy(array).to(self.device) for name, array in arrays.items()}
         batch["pixel_values"] = batch["pixel_values"].to(self.dtype)
         return batch
 
@@ -323,6 +350,8 @@ class SmolVLMGate(BatchedGate):
         """Raw head outputs (float32, on CPU): (batch, classes), or (batch, 1) for a binary gate."""
         batch = self.prepare(images, questions)
         try:
+            if self.runner is not None:
+                return self.runner(batch).cpu()
             return self.model(**batch).logits.cpu()
         except RuntimeError as exc:  # torch reports OOM and kernel failures as RuntimeError
             raise GateError(f"gate forward pass failed: {exc}") from exc

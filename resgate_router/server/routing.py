@@ -25,7 +25,13 @@ def build_router(settings: GateSettings, *, model: str | None = None) -> Router:
     elif settings.gate:
         from ..gate.loading import load_gate
 
-        gate = load_gate(settings.gate, ladder=settings.ladder, policy=policy, device=settings.device)
+        gate = load_gate(
+            settings.gate,
+            ladder=settings.ladder,
+            policy=policy,
+            device=settings.device,
+            compile=settings.gate_compile or None,  # left out unless asked for (other kinds do not take it)
+        )
     from ..fetch import AddressPolicy, RemoteImageFetcher
 
     fetcher = None

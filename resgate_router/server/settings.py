@@ -22,6 +22,9 @@ class GateSettings(BaseSettings):
     ladder: str | None = None
     mode: str = "discrete"
     device: str | None = None
+    gate_compile: bool | None = Field(
+        default=None, description="SmolVLM gates: torch.compile at fixed batch buckets (CUDA graphs on a GPU)"
+    )
     on_gate_error: str = "baseline"
     gate_timeout_s: float | None = None
     max_image_pixels: int = Field(default=40_000_000, ge=1)

@@ -1,0 +1,123 @@
+"""Pillow's resize, bit for bit, faster: on threads on the host (:func:`resize`).
+
+Pillow resizes in two separable passes, each rounded to uint8: horizontal (every output row from one
+input row), then vertical (every output column from one input column). So the horizontal pass can run
+on bands of rows and the vertical pass on bands of columns, each band an ordinary Pillow resize that
+needs only that one pass, with the same filter coefficients as the whole image's: the result is the
+whole resize's, for any scale. Pillow releases the GIL while it resamples, so the bands run in
+parallel.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["horizontal_first", "resize", "resize_image"]
+
+_BANDS = min(4, os.cpu_count() or 1)
+_MIN_PIXELS = 256 * 256  # below this a pass is cheaper than handing it to threads
+_pool: ThreadPoolExecutor | None = None
+
+
+def _bands(length: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, length, _BANDS + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+def _map(function: Callable[[tuple[int, int]], Image.Image], bands: list[tuple[int, int]]) -> list[Image.Image]:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_BANDS, thread_name_prefix="resgate-resize")
+    return list(_pool.map(function, bands))
+
+
+def _pass(image: Image.Image, out: int, resample: int, horizontal: bool) -> Image.Image:
+    """One of Pillow's two passes alone, on bands of rows (horizontal: every row keeps its height) or
+    of columns (vertical), pasted back together."""
+    width, height = image.size
+
+    def band(edges: tuple[int, int]) -> Image.Image:
+        a, b = edges
+        if horizontal:
+            return image.crop((0, a, width, b)).resize((out, b - a), resample)
+        return image.crop((a, 0, b, height)).resize((b - a, out), resample)
+
+    edges = _bands(height if horizontal else width)
+    result = Image.new(image.mode, (out, height) if horizontal else (width, out))
+    for (a, _), piece in zip(edges, _map(band, edges)):
+        result.paste(piece, (0, a) if horizontal else (a, 0))
+    return result
+
+
+def horizontal_first(size: tuple[int, int], out: tuple[int, int]) -> bool:
+    """Pillow's (>= 11) order of the passes: vertical first when the height shrinks by more than twice
+    what the width does (``ImagingResampleInner``)."""
+    (width, height), (out_w, out_h) = size, out
+    return not (height - out_h > 0 and height - out_h > (width - out_w) * 2)
+
+
+def resize(image: Image.Image, size: tuple[int, int], resample: int) -> np.ndarray:
+    """``np.asarray(image.resize(size, resample))``, bit for bit (see :func:`resize_image`)."""
+    return np.asarray(image if size == image.size else resize_image(image, size, resample))
+
+
+def resize_image(image: Image.Image, size: tuple[int, int], resample: int) -> Image.Image:
+    """``image.resize(size, resample)`` (an RGB or L image), bit for bit, each pass in bands on
+    threads when the image is large enough for that to pay."""
+    (width, height), (out_w, out_h) = image.size, size
+    if _BANDS < 2 or max(width, out_w) * max(height, out_h) < _MIN_PIXELS:
+        return image.resize(size, resample)
+    passes = [(True, out_w)] * (out_w != width) + [(False, out_h)] * (out_h != height)
+    if not horizontal_first(image.size, size):
+        passes.reverse()
+    for horizontal, out in passes:
+        image = _pass(image, out, resample, horizontal)
+    return image
+
+
+#: Pillow's fixed-point precision for 8-bit resampling (``PRECISION_BITS`` in Resample.c)
+PRECISION_BITS = 22
+
+
+def lanczos(x: np.ndarray) -> np.ndarray:
+    """Pillow's ``lanczos_filter``: sinc(x) * sinc(x / 3) on [-3, 3), in the same float64 steps."""
+
+    def sinc(v: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scaled = v * np.pi
+            return np.where(v == 0.0, 1.0, np.sin(scaled) / scaled)
+
+    return np.where((x >= -3.0) & (x < 3.0), sinc(x) * sinc(x / 3), 0.0)
+
+
+def coefficients(in_size: int, out_size: int) -> np.ndarray:
+    """The (out_size, in_size) matrix of Pillow's fixed-point LANCZOS weights for resizing one axis
+    from ``in_size`` to ``out_size`` (the whole axis, no box): ``precompute_coeffs`` then
+    ``normalize_coeffs_8bpc``, step by step in the same float64 arithmetic. The integers are held as
+    float64, exactly; a pass is ``floor((weights @ pixels + 2**21) / 2**22)`` clipped to 0..255."""
+    scale = float(np.float32(in_size)) / out_size  # (double)(in1 - in0) / outSize, box in float32
+    filterscale = max(scale, 1.0)
+    support = 3.0 * filterscale
+    ksize = int(np.ceil(support)) * 2 + 1
+    centers = (np.arange(out_size) + 0.5) * scale  # in0 + (xx + 0.5) * scale, in0 = 0
+    xmin = np.maximum((centers - support + 0.5).astype(np.int64), 0)  # C casts truncate toward zero
+    xmax = np.minimum((centers + support + 0.5).astype(np.int64), in_size) - xmin
+    taps = np.arange(ksize)
+    valid = taps[None, :] < xmax[:, None]
+    position = (taps[None, :] + xmin[:, None]).astype(np.float64)
+    weights = np.where(valid, lanczos(((position - centers[:, None]) + 0.5) * (1.0 / filterscale)), 0.0)
+    total = np.cumsum(weights, axis=1)[:, -1:]  # ww += w, in order (zeros past xmax add nothing)
+    weights = np.where(total != 0.0, weights / np.where(total != 0.0, total, 1.0), weights)
+    fixed = weights * float(1 << PRECISION_BITS)
+    fixed = np.trunc(np.where(fixed < 0, fixed - 0.5, fixed + 0.5))  # (int)(+-0.5 + k * 2**22)
+    matrix = np.zeros((out_size, in_size), dtype=np.float64)
+    rows = np.repeat(np.arange(out_size), ksize)
+    columns = (xmin[:, None] + taps[None, :]).ravel()
+    keep = valid.ravel()
+    matrix[rows[keep], columns[keep]] = fixed.ravel()[keep]
+    return matrix
