@@ -25,6 +25,13 @@ torch imports blocked) and records its peak resident memory.
     python -m benchmarks.gate_latency --variants fast-single-tile,granite-lora   # the two seed gates
     python -m benchmarks.gate_latency --preprocess-only --runs 21 \
         --variants fast-cares,processor-cares,fast-single-tile,processor-single-tile  # own vs processor
+    python -m benchmarks.gate_latency --device cuda --dtype bfloat16 --batch-sizes 1,16 \
+        --variants fast-cares,fast-single-tile --downstreams smolvlm-256m,smolvlm-2.2b  # gate ms / ms saved
+
+``--preprocessing`` (auto: the device on a GPU) and ``--compile`` set the fast-* gates' options;
+the processor-* twins always preprocess on the host, as transformers does. ``--downstreams`` adds,
+per downstream and batch size, its prefill at native and at ``--rung`` and the ratio users decide by:
+the gate's ms per request over the prefill ms it saves per request when the page goes at the rung.
 """
 
 from __future__ import annotations
@@ -56,6 +63,17 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preprocess-only", action="store_true", help="time preprocessing alone (the model runs once, untimed)"
     )
+    parser.add_argument(
+        "--preprocessing", default="auto", choices=["auto", "host", "device"], help="fast-*: where the pixel work runs"
+    )
+    parser.add_argument("--compile", action="store_true", help="fast-*: torch.compile at fixed batch buckets")
+    parser.add_argument(
+        "--downstreams",
+        default="",
+        help="also time these downstreams' prefill (benchmarks.downstream_prefill names) at native and at --rung, "
+        "and report gate ms / prefill ms saved per request",
+    )
+    parser.add_argument("--rung", type=int, default=512, help="the rung the saving is counted for (longest edge)")
     parser.add_argument("--output-json", default=None)
 
 
@@ -97,23 +115,25 @@ def _reference_runner(backbone, device, dtype) -> Runner:
     return prepare, run
 
 
-def _fast_gate(backbone, device, dtype, profile) -> tuple[object, Callable[[object], object]]:
+def _fast_gate(backbone, device, dtype, profile, **options) -> tuple[object, Callable[[object], object]]:
     """(SmolVLMGate fast path, its model call on prepared inputs)."""
     import torch
 
     from resgate_router.gate import SmolVLMGate
 
-    gate = SmolVLMGate.from_backbone(backbone, profile=profile, device=device, dtype=dtype, batch_size=64)
+    gate = SmolVLMGate.from_backbone(backbone, profile=profile, device=device, dtype=dtype, batch_size=64, **options)
 
     @torch.inference_mode()
     def run(batch: object) -> object:
+        if gate.runner is not None:
+            return gate.runner(batch).cpu()
         return gate.model(**batch).logits.cpu()
 
     return gate, run
 
 
-def _fast_runner(backbone, device, dtype, profile) -> Runner:
-    gate, run = _fast_gate(backbone, device, dtype, profile)
+def _fast_runner(backbone, device, dtype, profile, options: dict) -> Runner:
+    gate, run = _fast_gate(backbone, device, dtype, profile, **options)
     return gate.prepare, run
 
 
@@ -123,7 +143,7 @@ def _processor_runner(backbone, device, dtype, profile) -> Runner:
     from resgate_router import load_image
     from resgate_router.gate.profiles import cares_canvas
 
-    gate, run = _fast_gate(backbone, device, dtype, profile)
+    gate, run = _fast_gate(backbone, device, dtype, profile, preprocessing="host")
     size = {} if profile == "cares" else {"size": {"longest_edge": gate.tile_size}}
 
     def prepare(images: list, questions: list) -> object:
@@ -195,6 +215,43 @@ def _granite_runner(device, dtype, info: dict) -> Runner:
         return gate.class_logits(batch).cpu()
 
     return gate.prepare, run
+
+
+def _gate_cost(args: argparse.Namespace, dtype, image, rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Each downstream's prefill at native and at ``--rung`` (same page, same batch sizes, same device),
+    and for every gate row the ratio of its ms per request to the prefill ms it saves per request."""
+    from .downstream_prefill import load_downstream, native_edge, prefill
+
+    prefills, costs = [], []
+    for name in [d for d in args.downstreams.split(",") if d]:
+        model, processor = load_downstream(name, args.device, dtype)
+        for batch in sorted({row["batch"] for row in rows}):
+            native, cheap = (
+                prefill(model, processor, image, batch, e, args) for e in (native_edge(processor), args.rung)
+            )
+            saved = (native["median_ms"] - cheap["median_ms"]) / batch
+            prefills += [{"downstream": name, **native, "native": True}, {"downstream": name, **cheap, "native": False}]
+            for row in (r for r in rows if r["batch"] == batch):
+                ratio = round(row["ms_per_request"] / saved, 3) if saved > 0 else None
+                costs.append(
+                    {
+                        "variant": row["variant"],
+                        "batch": batch,
+                        "downstream": name,
+                        "rung": args.rung,
+                        "gate_ms_per_request": row["ms_per_request"],
+                        "prefill_ms_saved_per_request": round(saved, 2),
+                        "gate_ms_per_prefill_ms_saved": ratio,
+                    }
+                )
+                print(
+                    f"batch {batch:>3}  {row['variant']:<17} on {name}: gate {row['ms_per_request']:.1f} ms / "
+                    f"prefill saved {saved:.1f} ms per request (native {native['visual_tokens']} -> "
+                    f"{cheap['visual_tokens']} visual tokens) = {ratio}",
+                    flush=True,
+                )
+        del model
+    return prefills, costs
 
 
 def _onnx_versions(variants: list[str]) -> dict:
@@ -289,8 +346,8 @@ def main(args: argparse.Namespace) -> dict:
     variants = [v for v in args.variants.split(",") if v]
     builders = {
         "reference": lambda: _reference_runner(backbone, args.device, dtype),
-        "fast-cares": lambda: _fast_runner(backbone, args.device, dtype, "cares"),
-        "fast-single-tile": lambda: _fast_runner(backbone, args.device, dtype, "single-tile"),
+        "fast-cares": lambda: _fast_runner(backbone, args.device, dtype, "cares", options),
+        "fast-single-tile": lambda: _fast_runner(backbone, args.device, dtype, "single-tile", options),
         "processor-cares": lambda: _processor_runner(backbone, args.device, dtype, "cares"),
         "processor-single-tile": lambda: _processor_runner(backbone, args.device, dtype, "single-tile"),
         "onnx-fp32": lambda: _onnx_runner(args.onnx_dir or _exported(backbone)[1], "fp32"),
@@ -298,6 +355,7 @@ def main(args: argparse.Namespace) -> dict:
         "granite-lora": lambda: _granite_runner(args.device, dtype, info),
     }
     info: dict = {}
+    options = {"preprocessing": args.preprocessing, "compile": args.compile}
     runners = {v: builders[v]() for v in variants}
     image = make_document_image(1700, 2200, lines=60, seed=1)
     results: dict = {
@@ -306,6 +364,7 @@ def main(args: argparse.Namespace) -> dict:
         "image": [1700, 2200],
         "runs": args.runs,
         "preprocess_only": args.preprocess_only,
+        "fast_options": options,
         **info,
         "rows": [],
     }
@@ -358,6 +417,8 @@ def main(args: argparse.Namespace) -> dict:
                 ),
                 flush=True,
             )
+    if args.downstreams:
+        results["prefill"], results["gate_cost"] = _gate_cost(args, dtype, image, results["rows"])
     if args.peak_rss:
         results["peak_rss"] = _peak_rss(variants, backbone, args.onnx_dir and Path(args.onnx_dir), args.rss_runs)
     write_json(args.output_json, results)

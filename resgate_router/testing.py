@@ -30,6 +30,7 @@ __all__ = [
     "tiny_smolvlm_config",
     "build_tokenizer",
     "build_processor",
+    "smolvlm_2b_config",
     "build_tiny_smolvlm",
     "build_smolvlm_256m",
     "build_tiny_gate",
@@ -72,26 +73,35 @@ _CORPUS = (
 
 
 def _smolvlm_config(
-    image_token_id: int, vocab_size: int, vision: dict[str, Any], text: dict[str, Any], *, tied: bool = False
+    image_token_id: int,
+    vocab_size: int,
+    vision: dict[str, Any],
+    text: dict[str, Any],
+    *,
+    tied: bool = False,
+    tile: int = 512,
+    patch: int = 16,
+    scale_factor: int = 4,
+    rope_theta: float = 100000.0,
 ) -> Any:
-    """SmolVLM's Idefics3 layout (512 px tiles of 16 px patches, pixel shuffle 4 -> 64 tokens per tile,
-    Llama text model) with the given sizes; ``tied``: lm_head shares the embeddings (Granite-Docling)."""
+    """SmolVLM's Idefics3 layout (by default 512 px tiles of 16 px patches, pixel shuffle 4 -> 64 tokens
+    per tile, Llama text model) with the given sizes; ``tied``: lm_head shares the embeddings."""
     from transformers import Idefics3Config
 
     return Idefics3Config(
         image_token_id=image_token_id,
-        scale_factor=4,
+        scale_factor=scale_factor,
         pad_token_id=2,
         tie_word_embeddings=tied,
         vision_config=dict(
-            patch_size=16, image_size=512, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6, **vision
+            patch_size=patch, image_size=tile, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6, **vision
         ),
         text_config=dict(
             model_type="llama",
             vocab_size=vocab_size,
             hidden_act="silu",
             rms_norm_eps=1e-5,
-            rope_theta=100000.0,
+            rope_theta=rope_theta,
             tie_word_embeddings=tied,
             pad_token_id=2,
             bos_token_id=1,
@@ -121,6 +131,34 @@ def smolvlm_256m_config(*, image_token_id: int = 49190, vocab_size: int = 49280)
         vocab_size,
         vision=_SIGLIP_BASE_512,
         text=_TEXT_576x30,
+    )
+
+
+def smolvlm_2b_config(*, image_token_id: int = 49153, vocab_size: int = 49155) -> Any:
+    """The ``Idefics3Config`` of HuggingFaceTB/SmolVLM-Instruct (2.2B): SigLIP so400m vision (1152 wide,
+    4304 MLP, 27 layers, 16 heads, 14 px patches, 384 px tiles), pixel shuffle 3 (81 tokens per tile),
+    a SmolLM2-1.7B Llama text model (2048 wide, 8192 MLP, 24 layers, 32 heads, 32 KV heads, head_dim
+    64, RoPE base 273768, untied lm_head). No verbatim copy of its config.json was found on GitHub; the
+    numbers agree across the write-up chitindotsh/smol-vision ``MODEL.md`` and test fixtures that mirror
+    the released config (lablup/mlxcel). ``max_position_embeddings`` (16384) is not in those copies:
+    the SmolVLM paper's 16k context. Its processor: ``size.longest_edge`` 1536, tiles 384."""
+    return _smolvlm_config(
+        image_token_id,
+        vocab_size,
+        vision=dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16),
+        text=dict(
+            hidden_size=2048,
+            intermediate_size=8192,
+            num_hidden_layers=24,
+            num_attention_heads=32,
+            num_key_value_heads=32,
+            head_dim=64,
+            max_position_embeddings=16384,
+        ),
+        tile=384,
+        patch=14,
+        scale_factor=3,
+        rope_theta=273768.0,
     )
 
 
@@ -217,15 +255,16 @@ def _bpe_merges(tokenizer: Any) -> list[Any]:
     return json.loads(tokenizer.to_str())["model"]["merges"]
 
 
-def build_processor(tokenizer: Any) -> Any:
-    """A real ``Idefics3Processor`` with SmolVLM-256M's image settings and chat template."""
+def build_processor(tokenizer: Any, *, longest_edge: int = 2048, tile: int = 512, image_seq_len: int = 64) -> Any:
+    """A real ``Idefics3Processor`` with SmolVLM-256M's image settings (or the given ones) and chat
+    template."""
     from transformers import Idefics3Processor
     from transformers.models.idefics3 import Idefics3ImageProcessorPil
 
     image_processor = Idefics3ImageProcessorPil(
         do_resize=True,
-        size={"longest_edge": 2048},
-        max_image_size={"longest_edge": 512},
+        size={"longest_edge": longest_edge},
+        max_image_size={"longest_edge": tile},
         do_image_splitting=True,
         resample=Image.Resampling.LANCZOS,
         do_rescale=True,
@@ -239,7 +278,7 @@ def build_processor(tokenizer: Any) -> Any:
     return Idefics3Processor(
         image_processor=image_processor,
         tokenizer=tokenizer,
-        image_seq_len=64,
+        image_seq_len=image_seq_len,
         chat_template=SMOLVLM_CHAT_TEMPLATE,
     )
 

@@ -103,7 +103,33 @@ def test_a_new_gate_costs_no_downstream_call(documents: Path, resumed, capsys) -
     legibility = results["gates"]["legibility"]
     assert legibility["gate_ms_median"] > 0 and 0.0 <= legibility["oracle_agreement"] <= 1.0
     assert set(legibility["per_class_accuracy"]) == {"384", "768", "1024"}
-    assert "legibility" in capsys.readouterr().out
+    assert legibility["saved_from"] == "latency_ms"  # the OCR reader does not stream: whole calls
+    saved, ratio = legibility["downstream_ms_saved"], legibility["gate_cost_ratio"]
+    assert ratio is None if saved <= 0 else ratio > 0
+    assert "gate ms / ms saved" in capsys.readouterr().out
+
+
+def test_the_gate_cost_ratio_pairs_each_item_with_native() -> None:
+    from resgate_router.bench.run import _gate_cost_ratio
+
+    runs = [
+        {"full": {"latency_ms": 100.0, "ttft_ms": 40.0}, "512": {"latency_ms": 60.0, "ttft_ms": 10.0}},
+        {"full": {"latency_ms": 90.0, "ttft_ms": 50.0}, "512": {"latency_ms": 70.0, "ttft_ms": 20.0}},
+    ]
+    # TTFT when every pair has it: (40 - 10 + 50 - 50) / 2 = 15 ms saved; the gate's mean 3 ms
+    assert _gate_cost_ratio(runs, ["512", "full"], "full", [2.0, 4.0]) == {
+        "downstream_ms_saved": 15.0,
+        "saved_from": "ttft_ms",
+        "gate_cost_ratio": 0.2,
+    }
+    del runs[1]["512"]["ttft_ms"]
+    runs[0]["512"]["cached"] = True  # a memo answered it: no downstream time to compare
+    assert _gate_cost_ratio(runs, ["512", "512"], "full", [3.0]) == {
+        "downstream_ms_saved": 20.0,
+        "saved_from": "latency_ms",
+        "gate_cost_ratio": 0.15,
+    }
+    assert _gate_cost_ratio(runs, ["full", "full"], "full", [3.0])["gate_cost_ratio"] is None  # nothing saved
 
 
 def test_both_learned_gate_kinds_compare_in_one_run(documents: Path, resumed, tiny_gate_dir, tmp_path) -> None:

@@ -90,10 +90,13 @@ def markdown(payload: dict[str, Any]) -> str:
         f"{payload['items']} items"
         + (f", {len(payload['failed_items'])} left out (failed runs)" if payload["failed_items"] else ""),
         f"- token accounting: {family}; git {payload['git_sha']}; {payload['device']}; {payload['date']}",
+        "- ms saved / request: native's downstream time minus the chosen rung's, per item (TTFT, the "
+        "prefill, when streamed; else the whole call); gate ms / ms saved under 1 means the gate pays for itself",
         "",
         "| gate | score | 95% CI | visual tokens | prefill GFLOPs | saved vs native "
-        "| downstream ms (median / p95) | TTFT ms | gate ms (median) | class mix | oracle agreement |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| downstream ms (median / p95) | TTFT ms | gate ms (median) | ms saved / request "
+        "| gate ms / ms saved | class mix | oracle agreement |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, g in gates.items():
         ci = g["score_ci95"]
@@ -102,7 +105,8 @@ def markdown(payload: dict[str, Any]) -> str:
             f"| {name} | {g['score'] * 100:.1f} | {ci[0] * 100:.1f}–{ci[1] * 100:.1f} | {g['visual_tokens']:.0f} "
             f"| {_num(g.get('prefill_gflops'), 2)} | {_pct(g['saved_vs_native'])} "
             f"| {_num(g['latency_ms_median'])} / {_num(g['latency_ms_p95'])} | {_num(g['ttft_ms_median'])} "
-            f"| {_num(g['gate_ms_median'])} | {mix} | {_pct(g.get('oracle_agreement'))} |"
+            f"| {_num(g['gate_ms_median'])} | {_num(g.get('downstream_ms_saved'))} "
+            f"| {_num(g.get('gate_cost_ratio'), 3)} | {mix} | {_pct(g.get('oracle_agreement'))} |"
         )
     extra_metrics = [m for m in next(iter(gates.values()))["scores_by_metric"] if m != payload.get("metric")]
     if extra_metrics:

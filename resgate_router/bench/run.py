@@ -147,6 +147,7 @@ def run_bench(
             "ttft_ms_median": median_or_none(ttfts),
             "gate_ms_median": median_or_none(choice.gate_ms),
             "gate_ms_p95": round(float(np.percentile(choice.gate_ms, 95)), 2) if choice.gate_ms else None,
+            **_gate_cost_ratio(runs, picked, rung_key(FULL) if FULL in resolutions else None, choice.gate_ms),
             "class_mix": {
                 k: round(picked.count(k) / len(picked), 4) for k in dict.fromkeys(sorted(set(picked), key=keys.index))
             },
@@ -186,6 +187,31 @@ def run_bench(
                     else None
                 )
     return BenchResult(summary, len(kept), failed, reference, list(extra_policies or {}), sweep.calls)
+
+
+def _gate_cost_ratio(
+    runs: Sequence[dict[str, Any]], picked: Sequence[str], native: str | None, gate_ms: Sequence[float]
+) -> dict[str, Any]:
+    """What the gate costs per request against the downstream time its choices save: the mean over
+    items of (native's time - the chosen rung's time), from TTFT (the prefill) when every pair has one,
+    else from the whole downstream call; ``gate_cost_ratio`` = mean gate ms / that."""
+    if native is None:
+        return {}
+    pairs = [(row[native], row[k]) for row, k in zip(runs, picked)]
+    basis = "ttft_ms" if all(a.get("ttft_ms") is not None and b.get("ttft_ms") is not None for a, b in pairs) else None
+    if basis is None:
+        basis = "latency_ms"
+        pairs = [(a, b) for a, b in pairs if a.get(basis) is not None and b.get(basis) is not None]
+        pairs = [(a, b) for a, b in pairs if not a.get("cached") and not b.get("cached")]
+    if not pairs:
+        return {}
+    saved = statistics.fmean(a[basis] - b[basis] for a, b in pairs)
+    ratio = statistics.fmean(gate_ms) / saved if gate_ms and saved > 0 else None
+    return {
+        "downstream_ms_saved": round(saved, 2),
+        "saved_from": basis,
+        "gate_cost_ratio": round(ratio, 4) if ratio is not None else None,
+    }
 
 
 def median_or_none(values: Sequence[float]) -> float | None:

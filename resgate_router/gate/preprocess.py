@@ -5,8 +5,8 @@ It computes what Idefics3's PIL image processor and processor compute (resize to
 resize for the vision encoder, cut into tiles plus a global view, rescale, normalize, expand
 ``<image>`` in the prompt), bit for bit: the tests compare it with the real processor. Faster:
 - rescale + normalize is one lookup in a per-channel table of the 256 uint8 values, computed with
-  the processor's own arithmetic (float64 rescale, float32 normalize), so it is exact, and written
-  straight into channel-first order;
+  the processor's own arithmetic (float64 rescale, float32 normalize), so it is exact, written
+  straight into channel-first order, one plane per thread;
 - tiles are views of one array, not PIL crops;
 - every resize runs its two passes in bands on threads, bit for bit (gate/resample.py);
 - the tokens of the expanded ``<image>`` (1,088 of them for 17 tiles) are tokenized once per grid.
@@ -21,6 +21,7 @@ from PIL import Image
 
 from ..errors import ConfigError, QuestionError
 from ..policies.idefics3 import resized_size, tile_grid
+from .pool import parallel_map
 from .profiles import prepare_image
 from .resample import resize_image
 
@@ -106,9 +107,12 @@ class Idefics3Preprocessor:
         rescale then normalize."""
         if out is None:
             out = np.empty((len(images), 3, *images[0].shape[:2]), dtype=np.float32)
-        for n, pixels in enumerate(images):
-            for c in range(3):
-                np.take(self.lut[c], pixels[..., c], out=out[n, c])
+
+        def plane(job: tuple[int, int]) -> None:
+            n, c = job
+            out[n, c] = self.lut[c].take(images[n][..., c])
+
+        parallel_map(plane, [(n, c) for n in range(len(images)) for c in range(3)])
         return out
 
     # ------------------------------------------------------------------ text

@@ -10,30 +10,21 @@ parallel.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import functools
 
 import numpy as np
 from PIL import Image
 
+from .pool import WORKERS, parallel_map
+
 __all__ = ["horizontal_first", "resize", "resize_image"]
 
-_BANDS = min(4, os.cpu_count() or 1)
 _MIN_PIXELS = 256 * 256  # below this a pass is cheaper than handing it to threads
-_pool: ThreadPoolExecutor | None = None
 
 
 def _bands(length: int) -> list[tuple[int, int]]:
-    edges = np.linspace(0, length, _BANDS + 1).round().astype(int)
+    edges = np.linspace(0, length, WORKERS + 1).round().astype(int)
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
-
-
-def _map(function: Callable[[tuple[int, int]], Image.Image], bands: list[tuple[int, int]]) -> list[Image.Image]:
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=_BANDS, thread_name_prefix="resgate-resize")
-    return list(_pool.map(function, bands))
 
 
 def _pass(image: Image.Image, out: int, resample: int, horizontal: bool) -> Image.Image:
@@ -49,16 +40,27 @@ def _pass(image: Image.Image, out: int, resample: int, horizontal: bool) -> Imag
 
     edges = _bands(height if horizontal else width)
     result = Image.new(image.mode, (out, height) if horizontal else (width, out))
-    for (a, _), piece in zip(edges, _map(band, edges)):
+    for (a, _), piece in zip(edges, parallel_map(band, edges)):
         result.paste(piece, (0, a) if horizontal else (a, 0))
     return result
 
 
+@functools.cache
+def _pillow_may_go_vertical_first() -> bool:
+    """Whether this Pillow runs the vertical pass first when that is cheaper (newer releases) or
+    always the horizontal one first (older): asked of Pillow itself, on a 16 x 64 probe."""
+    probe = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 16, 3), dtype=np.uint8))
+    lanczos_ = Image.Resampling.LANCZOS
+    vertical_first = probe.resize((16, 8), lanczos_).resize((12, 8), lanczos_)
+    return probe.resize((12, 8), lanczos_).tobytes() == vertical_first.tobytes()
+
+
 def horizontal_first(size: tuple[int, int], out: tuple[int, int]) -> bool:
-    """Pillow's (>= 11) order of the passes: vertical first when the height shrinks by more than twice
-    what the width does (``ImagingResampleInner``)."""
+    """Pillow's order of the passes: vertical first when the height shrinks by more than twice what the
+    width does (``ImagingResampleInner`` in recent releases), else (and always, in older ones) horizontal."""
     (width, height), (out_w, out_h) = size, out
-    return not (height - out_h > 0 and height - out_h > (width - out_w) * 2)
+    vertical = height - out_h > 0 and height - out_h > (width - out_w) * 2
+    return not (vertical and _pillow_may_go_vertical_first())
 
 
 def resize(image: Image.Image, size: tuple[int, int], resample: int) -> np.ndarray:
@@ -70,7 +72,7 @@ def resize_image(image: Image.Image, size: tuple[int, int], resample: int) -> Im
     """``image.resize(size, resample)`` (an RGB or L image), bit for bit, each pass in bands on
     threads when the image is large enough for that to pay."""
     (width, height), (out_w, out_h) = image.size, size
-    if _BANDS < 2 or max(width, out_w) * max(height, out_h) < _MIN_PIXELS:
+    if WORKERS < 2 or max(width, out_w) * max(height, out_h) < _MIN_PIXELS:
         return image.resize(size, resample)
     passes = [(True, out_w)] * (out_w != width) + [(False, out_h)] * (out_h != height)
     if not horizontal_first(image.size, size):
