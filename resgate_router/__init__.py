@@ -16,6 +16,7 @@ from .errors import (
     ForbiddenURLError,
     GateError,
     GateLoadError,
+    GateTimeoutError,
     ImageError,
     ImageTooLargeError,
     InputError,
@@ -33,7 +34,7 @@ from .ladder import FULL, Ladder
 from .ledger import SavingsLog
 from .monitoring import RoutingStats
 from .policies import FamilyPolicy, available_families, get_policy
-from .router import GateTimeoutError, RoutedRequest, Router, RouterResponse
+from .router import RoutedRequest, Router, RouterResponse
 
 __version__ = "0.1.0"
 

@@ -10,6 +10,7 @@
     │   │   └── ForbiddenURLError    a URL to a loopback, private, link-local or metadata address
     │   └── QuestionError            question of the wrong type or too long
     ├── GateError                    the gate failed while predicting
+    │   ├── GateTimeoutError         no decision within the router's time budget
     │   └── GateLoadError            a gate directory or checkpoint cannot be loaded
     ├── AdapterError                 the downstream could not be reached or answered badly
     │   ├── AdapterNotFoundError     no adapter registered under that name
@@ -37,6 +38,7 @@ __all__ = [
     "GateLoadError",
     "AdapterError",
     "AdapterNotFoundError",
+    "GateTimeoutError",
     "UpstreamConnectionError",
     "UpstreamStatusError",
     "UpstreamTimeout",
@@ -86,6 +88,10 @@ class QuestionError(InputError):
 
 class GateError(ResgateError):
     """The gate failed while computing a decision."""
+
+
+class GateTimeoutError(GateError):
+    """The gate did not answer within the router's time budget (``gate_timeout_s``)."""
 
 
 class GateLoadError(GateError):

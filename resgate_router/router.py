@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .accounting import model_cost
-from .errors import ConfigError, ForbiddenURLError, GateError, InputError, ResgateError
+from .errors import ConfigError, ForbiddenURLError, GateError, GateTimeoutError, InputError, ResgateError
 from .gate.decision import class_names_of
 from .images import DEFAULT_MAX_PIXELS
 from .ladder import FULL, Ladder, Rung
@@ -29,17 +29,13 @@ from .messages import ImageRef, find_images, has_images, remote_urls, rewrite_im
 from .monitoring import RouterMetrics, RoutingStats, default_metrics
 from .policies import FamilyPolicy, RequestPlan, get_policy
 
-__all__ = ["Router", "RoutedRequest", "RouterResponse", "GateTimeoutError"]
+__all__ = ["Router", "RoutedRequest", "RouterResponse"]
 
 logger = logging.getLogger(__name__)
 
 OVERRIDE_FIELD = "resgate"
 _GATE_WORKERS = 4  # gate calls past their budget keep a worker until they return; none wait in a queue
 _OFF = {"off", "none", "disable", "disabled", "false"}
-
-
-class GateTimeoutError(GateError):
-    """The gate did not answer within the router's time budget."""
 
 
 @dataclass

@@ -56,3 +56,32 @@ def test_servers_and_route_take_any_gate_kind(tmp_path: Path, capsys) -> None:
     page.save(tmp_path / "page.png")
     assert main(["route", "--gate", "legibility", "--image", str(tmp_path / "page.png"), "--question", "Total?"]) == 0
     assert "LegibilityGate" in capsys.readouterr().out
+
+
+def test_the_compile_setting_reaches_a_smolvlm_gate_only(tiny_gate_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """``RESGATE_GATE_COMPILE=1`` builds the SmolVLM gate with its compiled runner (compiling waits for
+    the first call); unset, no kind is passed the option, so every kind still loads."""
+    from resgate_router.server.routing import build_router
+    from resgate_router.server.settings import GateSettings
+    from resgate_router.testing import build_tiny_granite_gate
+
+    monkeypatch.setenv("RESGATE_GATE_COMPILE", "1")
+    assert build_router(GateSettings(gate=str(tiny_gate_dir))).gate.runner is not None
+    monkeypatch.delenv("RESGATE_GATE_COMPILE")
+    assert build_router(GateSettings(gate=str(tiny_gate_dir))).gate.runner is None
+    assert build_router(GateSettings(gate=str(build_tiny_granite_gate(tmp_path / "granite")))).gate is not None
+    with pytest.raises(ConfigError, match="does not take the option"):
+        load_gate(tmp_path / "granite", compile=True)
+
+
+def test_a_fixed_class_outside_the_ladder_is_a_config_error() -> None:
+    from resgate_router.gate import FixedGate
+    from resgate_router.server.routing import build_router
+    from resgate_router.server.settings import GateSettings
+
+    assert FixedGate(2, "384,512,full").label == 2
+    for label in (3, -1, True, "1"):
+        with pytest.raises(ConfigError, match=r"is not a class of the ladder \[384, 512, 'full'\] \(0\.\.2\)"):
+            FixedGate(label, "384,512,full")
+    with pytest.raises(ConfigError, match="fixed class 9"):
+        build_router(GateSettings(fixed_class=9))

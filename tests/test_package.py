@@ -56,6 +56,7 @@ def test_error_tree():
 
     assert issubclass(e.ImageTooLargeError, e.ImageError) and issubclass(e.ImageError, e.InputError)
     assert issubclass(e.InputError, ValueError) and issubclass(e.GateLoadError, e.GateError)
+    assert issubclass(e.GateTimeoutError, e.GateError) and "GateTimeoutError" in e.__all__
     assert issubclass(e.MissingExtraError, ImportError)
     assert all(issubclass(getattr(e, n), e.ResgateError) for n in e.__all__)
 

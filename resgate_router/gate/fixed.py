@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import SimpleNamespace
 
+from ..errors import ConfigError
 from ..images import ImageInput, load_image
 from ..ladder import FULL, Ladder
 from .decision import GateDecision, default_class_names
@@ -16,8 +17,9 @@ __all__ = ["FixedGate"]
 class FixedGate:
     def __init__(self, label: int, ladder: str | Ladder = "card", class_names: Sequence[str] | None = None) -> None:
         self.ladder = Ladder.parse(ladder)
-        if not 0 <= label < len(self.ladder):
-            raise ValueError(f"label {label} is outside the ladder's {len(self.ladder)} classes")
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(self.ladder):
+            classes = f"{self.ladder.to_list()} (0..{len(self.ladder) - 1})"
+            raise ConfigError(f"fixed class {label!r} is not a class of the ladder {classes}")
         self.label = label
         names = list(class_names or default_class_names(len(self.ladder)))
         self.config = SimpleNamespace(class_names=names, num_classes=len(self.ladder))

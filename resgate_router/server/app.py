@@ -9,6 +9,7 @@ logged.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -140,7 +141,8 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
     async def passthrough(path: str, request: Request) -> Response:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         content = await request.body()
-        _check_urls(state["router"], content)  # /v1/responses, /v1/embeddings ... carry image URLs too
+        if b"http" in content.lower():  # /v1/responses, /v1/embeddings ... carry image URLs too
+            await asyncio.to_thread(_check_urls, state["router"], content)  # it resolves host names
         try:
             upstream = await state["http"].request(
                 request.method,
