@@ -13,6 +13,7 @@ answers differently from ours.
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 from urllib.parse import urlsplit
 
@@ -57,6 +58,21 @@ class AddressPolicy:
 
     def __init__(self, *, allow_private: bool = False) -> None:
         self.allow_private = allow_private
+
+    def check_body(self, content: bytes) -> None:
+        """:meth:`check` every URL a JSON request body names (``messages.remote_urls``: at any depth);
+        a body that is not JSON is left to whoever parses it. It may resolve host names: off the event
+        loop in async code."""
+        if b"http" not in content.lower():
+            return
+        from .messages import remote_urls
+
+        try:
+            body = json.loads(content)
+        except (ValueError, RecursionError):
+            return
+        for url in remote_urls(body):
+            self.check(url)
 
     def check(self, url: str) -> None:
         """Raise :class:`ImageError` for a malformed URL, :class:`ForbiddenURLError` for a refused host."""

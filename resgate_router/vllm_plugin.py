@@ -7,7 +7,8 @@ Enable it on the server you already run::
 
 It replaces POST /v1/chat/completions with a handler that gates the request's images, rewrites the
 request (pre-resized images, validated ``mm_processor_kwargs``: a client's own are dropped) and hands
-it to vLLM's own handler, so responses, streaming and errors stay vLLM's. Settings come from
+it to vLLM's own handler, so responses, streaming and errors stay vLLM's. Every other JSON POST has
+its URLs checked against the router's address policy before vLLM (which fetches them) sees it. Settings come from
 ``RESGATE_*`` variables (``GateSettings``: the proxy's, without the upstream); the family is
 detected from the served model's config. The gate loads while the app is built: a gate that cannot load stops
 the server at start-up. Our Prometheus metrics land in prometheus_client's default registry, which
@@ -37,6 +38,49 @@ def _error(message: str, status: int = 400) -> Any:
 
     body = {"error": {"message": message, "type": "BadRequestError", "param": None, "code": status}}
     return JSONResponse(body, status_code=status)
+
+
+class _URLGuard:
+    """ASGI middleware: vLLM fetches media URLs itself on more paths than chat completions
+    (``/v1/responses``, pooling, embeddings ...). A POST with a JSON body to any other path is checked
+    with the router's address policy first: a non-public URL is a 400 before vLLM sees the request.
+    The body is read once and replayed to vLLM unchanged."""
+
+    def __init__(self, app: Any, plugin: ResgateEndpointPlugin) -> None:
+        self.app, self.plugin = app, plugin
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        router = self.plugin.router
+        if not self._guarded(scope) or router is None or router.url_policy is None:
+            await self.app(scope, receive, send)
+            return
+        messages, body, more = [], b"", True
+        while more:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break  # the client went away: vLLM sees that too
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+        from .errors import ForbiddenURLError, ImageError
+
+        try:
+            await asyncio.to_thread(router.url_policy.check_body, body)  # it resolves host names
+        except (ForbiddenURLError, ImageError) as exc:
+            await _error(str(exc))(scope, receive, send)
+            return
+        pending = iter(messages)
+
+        async def replay() -> Any:
+            return next(pending, None) or await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    def _guarded(scope: Any) -> bool:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] == CHAT_PATH:
+            return False
+        content_type = dict(scope.get("headers", [])).get(b"content-type", b"")
+        return content_type.split(b";")[0].strip().lower() == b"application/json"
 
 
 def _finish(router: Any, routed: Any, response: Any, started: float) -> Any:
@@ -122,6 +166,7 @@ class ResgateEndpointPlugin:
         )
         args = getattr(app.state, "args", None)
         self.router = router = self._build_router(getattr(args, "model", None))
+        app.add_middleware(_URLGuard, plugin=self)
 
         def rejected(body: dict[str, Any], exc: ResgateError) -> Any:
             """vLLM's error format with the proxy's status (400 for bad input, 500 for a gate error the

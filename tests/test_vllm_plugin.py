@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import httpx
 import openai
@@ -85,19 +86,35 @@ def test_bad_requests_get_4xx_and_the_engine_survives(plugin_server, case):
 
 @pytest.mark.parametrize("address,host", LOOPBACK_TARGETS)
 def test_urls_to_loopback_are_a_400_and_vllm_never_fetches_them(plugin_server, address, host):
-    """vLLM fetches image URLs itself: the plugin refuses non-public ones before vLLM sees them."""
+    """vLLM fetches image URLs itself: the plugin refuses non-public ones before vLLM sees them, on
+    the gated chat path and on every other JSON POST (/v1/responses, pooling, embeddings ...)."""
     url, log = plugin_server
     trap = Trap(address)
-    chats = [body for path, body in url_requests(trap.url(host), MODEL) if path == "chat/completions"]
+    requests = url_requests(trap.url(host), MODEL)
+    requests.append(("embeddings", {"model": MODEL, "messages": requests[0][1]["messages"]}))
+    chats = [body for path, body in requests if path == "chat/completions"]
     before = len(read_records(log, 0))
-    for body in chats:
-        response = httpx.post(f"{url}/chat/completions", json=body, timeout=60)
-        assert response.status_code == 400, (body, response.text)
+    for path, body in requests:
+        response = httpx.post(f"{url}/{path}", json=body, timeout=60)
+        assert response.status_code == 400, (path, body, response.text)
         assert "non-public" in response.json()["error"]["message"]
     assert not trap.connected()
     trap.close()
     records = read_records(log, before + len(chats))[before:]
     assert len(records) == len(chats) and all(r["error"] == "ForbiddenURLError" for r in records), records
+
+
+def test_other_json_posts_reach_vllm_unchanged_through_the_url_check(plugin_server, tiny_backbone):
+    """The guard reads a body to check it, then replays it: vLLM gets the same request."""
+    from transformers import AutoTokenizer
+
+    url = plugin_server[0].removesuffix("/v1")
+    prompt = "the notes say http://example.com/x.png " * 20  # a URL in text: not a media URL, not fetched
+    body = {"model": MODEL, "prompt": prompt, "add_special_tokens": False}
+    response = httpx.post(f"{url}/tokenize", content=json.dumps(body), headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    expected = AutoTokenizer.from_pretrained(tiny_backbone).encode(prompt, add_special_tokens=False)
+    assert response.json()["tokens"] == expected  # the whole body arrived
 
 
 def test_one_record_per_request_with_the_engine_time_on_success_and_failure(plugin_server):

@@ -141,8 +141,9 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
     async def passthrough(path: str, request: Request) -> Response:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
         content = await request.body()
-        if b"http" in content.lower():  # /v1/responses, /v1/embeddings ... carry image URLs too
-            await asyncio.to_thread(_check_urls, state["router"], content)  # it resolves host names
+        policy = state["router"].url_policy
+        if policy is not None and b"http" in content.lower():  # /v1/responses, /v1/embeddings ... carry URLs too
+            await asyncio.to_thread(policy.check_body, content)  # it resolves host names
         try:
             upstream = await state["http"].request(
                 request.method,
@@ -159,19 +160,6 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
         return Response(upstream.content, status_code=upstream.status_code, headers=kept)
 
     return app
-
-
-def _check_urls(router: Router, content: bytes) -> None:
-    """The router's address policy on every URL of a passed-through JSON body (a body that is not
-    JSON is the upstream's to refuse)."""
-    if router.url_policy is None or b"http" not in content.lower():
-        return
-    try:
-        body = json.loads(content)
-    except (ValueError, RecursionError):
-        return
-    for url in remote_urls(body):
-        router.url_policy.check(url)
 
 
 async def _read_json(request: Request, limit: int) -> dict[str, Any]:
