@@ -5,8 +5,10 @@
 # 2. gate latency, bf16, batch 1 and 16, own preprocessing on the GPU vs the processor on the host,
 #    with the ratio gate ms / prefill ms saved for SmolVLM-256M and the 2.2B SmolVLM-Instruct;
 # 3. the same with compile=True (CUDA graphs at fixed batch buckets).
-# Needs python3 with torch (CUDA), transformers, tokenizers, pillow, safetensors, pydantic and
-# pydantic-settings; nothing is downloaded (random-weight models built from configs).
+# Needs python3 with torch (CUDA), transformers, tokenizers, pillow, numpy, safetensors, tqdm, httpx
+# and pytest (the device tool's image has them all; the bench/server extras are not needed: checked by
+# importing these suites with rapidfuzz, pydantic, fastapi and openai blocked). Nothing is downloaded:
+# random-weight models are built from configs. The CUDA tests compare against the installed Pillow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 GIT_SHA="${GIT_SHA:-unknown}"

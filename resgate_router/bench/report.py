@@ -9,9 +9,10 @@ import subprocess
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .run import BenchResult
+if TYPE_CHECKING:  # run.py pulls in the scoring (rapidfuzz): git_sha and environment need none of it
+    from .run import BenchResult
 
 __all__ = ["environment", "git_sha", "write_report"]
 
