@@ -33,13 +33,6 @@ CHAT_PATH = "/v1/chat/completions"
 OVERRIDE_HEADER = "x-resgate-resolution"
 
 
-def _error(message: str, status: int = 400) -> Any:
-    from fastapi.responses import JSONResponse
-
-    body = {"error": {"message": message, "type": "BadRequestError", "param": None, "code": status}}
-    return JSONResponse(body, status_code=status)
-
-
 class _URLGuard:
     """ASGI middleware: vLLM fetches media URLs itself on more paths than chat completions
     (``/v1/responses``, pooling, embeddings ...). A POST with a JSON body to any other path is checked
@@ -61,12 +54,13 @@ class _URLGuard:
             if message["type"] != "http.request":
                 break  # the client went away: vLLM sees that too
             body, more = body + message.get("body", b""), message.get("more_body", False)
-        from .errors import ForbiddenURLError, ImageError
+        from .errors import ImageError
+        from .server.errors import error_response
 
         try:
             await asyncio.to_thread(router.url_policy.check_body, body)  # it resolves host names
-        except (ForbiddenURLError, ImageError) as exc:
-            await _error(str(exc))(scope, receive, send)
+        except ImageError as exc:  # ForbiddenURLError is one
+            await error_response(exc)(scope, receive, send)
             return
         pending = iter(messages)
 
@@ -91,7 +85,7 @@ def _finish(router: Any, routed: Any, response: Any, started: float) -> Any:
     from .errors import UpstreamStatusError
     from .messages import remote_urls
     from .router import elapsed_ms
-    from .server.errors import fetch_failure
+    from .server.errors import error_response, fetch_failure
 
     record = routed.record
     if isinstance(response, StreamingResponse):
@@ -105,7 +99,7 @@ def _finish(router: Any, routed: Any, response: Any, started: float) -> Any:
     failure = fetch_failure(response.status_code, body, remote_urls(routed.request))  # only when it failed
     error = failure or UpstreamStatusError(f"vLLM answered {response.status_code}", status_code=response.status_code)
     router.log_failure(record, error, started)
-    return _error(str(failure)) if failure is not None else response
+    return error_response(failure) if failure is not None else response
 
 
 async def _logged_stream(router: Any, record: dict[str, Any], chunks: Any, started: float) -> Any:
@@ -159,7 +153,7 @@ class ResgateEndpointPlugin:
 
         from .adapters.openai_http import safe_processor_kwargs
         from .errors import InputError, ResgateError
-        from .server.errors import status_of
+        from .server.errors import error_response
 
         original = next(
             r.endpoint for r in app.routes if isinstance(r, APIRoute) and r.path == CHAT_PATH and "POST" in r.methods
@@ -169,10 +163,10 @@ class ResgateEndpointPlugin:
         app.add_middleware(_URLGuard, plugin=self)
 
         def rejected(body: dict[str, Any], exc: ResgateError) -> Any:
-            """vLLM's error format with the proxy's status (400 for bad input, 500 for a gate error the
-            settings raise), and the request's one savings-log record, as at the proxy."""
+            """The proxy's error body and status (400 for bad input, 500 for a gate error the settings
+            raise), and the request's one savings-log record, as at the proxy."""
             router.log_rejected(body, exc)
-            return _error(str(exc), status_of(exc))
+            return error_response(exc)
 
         @app.post(CHAT_PATH)
         async def gated_chat_completion(raw_request: Request) -> Any:

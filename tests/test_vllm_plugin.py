@@ -75,8 +75,10 @@ def test_bad_requests_get_4xx_and_the_engine_survives(plugin_server, case):
     response = httpx.post(f"{url}/chat/completions", **(raw or {"json": body}), timeout=60)
     if case == "client-kwargs":
         assert response.status_code == 200  # the dangerous kwargs were dropped, not forwarded
-    else:
-        assert 400 <= response.status_code < 500 and response.json()["error"]["message"]
+    else:  # the proxy's OpenAI-format body (server/errors.py builds both)
+        error = response.json()["error"]
+        assert 400 <= response.status_code < 500 and error["message"], response.text
+        assert error["type"] == "invalid_request_error" and error["code"].endswith("Error"), error
     ok = httpx.post(f"{url}/chat/completions", json=chat(encode_data_url(PAGE)), timeout=60)
     assert ok.status_code == 200
     records = read_records(log, before + 2)[before:]  # one record per request, refused ones included
