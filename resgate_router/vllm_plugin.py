@@ -153,7 +153,8 @@ class ResgateEndpointPlugin:
 
         from .adapters.openai_http import safe_processor_kwargs
         from .errors import InputError, ResgateError
-        from .server.errors import error_response
+        from .messages import remote_urls
+        from .server.errors import error_response, fetch_failure
 
         original = next(
             r.endpoint for r in app.routes if isinstance(r, APIRoute) and r.path == CHAT_PATH and "POST" in r.methods
@@ -193,7 +194,11 @@ class ResgateEndpointPlugin:
             try:
                 response = await original(chat_request, raw_request)
             except Exception as exc:  # the engine raised: still the request's one record
-                router.log_failure(routed.record, exc, started)
+                # vLLM raises when it cannot fetch an image URL we passed on: the client's 400
+                failure = fetch_failure(500, str(exc), remote_urls(routed.request))
+                router.log_failure(routed.record, failure or exc, started)
+                if failure is not None:
+                    return error_response(failure)
                 raise
             return _finish(router, routed, response, started)
 

@@ -11,7 +11,7 @@ import pytest
 
 from resgate_router import Router
 from resgate_router.messages import encode_data_url
-from resgate_router.testing import make_document_image, vllm_server
+from resgate_router.testing import free_port, make_document_image, vllm_server
 
 from .badimages import png_with_header_size
 from .logs import read_records
@@ -135,6 +135,31 @@ def test_one_record_per_request_with_the_engine_time_on_success_and_failure(plug
     assert [r["status"] for r in records] == ["routed", "routed", "error"], records
     assert all(isinstance(r["downstream_ms"], float) and r["downstream_ms"] > 0 for r in records), records
     assert records[2]["error"] == "VLLMValidationError" and records[2]["routed_tokens"] > 0
+
+
+def test_an_image_url_vllm_cannot_fetch_is_the_clients_400(tiny_backbone, tiny_gate_dir, tmp_path):
+    """With private networks allowed the URL goes on to vLLM, which cannot connect (nothing listens
+    on the loopback port) and answers 500 "Cannot connect to host": the plugin turns it into the
+    client's 400, as the proxy does, with the request's one record."""
+    log = tmp_path / "savings.jsonl"
+    env = {
+        "VLLM_PLUGINS": "resgate",
+        "RESGATE_GATE": str(tiny_gate_dir),
+        "RESGATE_LOG_PATH": str(log),
+        "RESGATE_DEVICE": "cpu",
+        "RESGATE_ALLOW_PRIVATE_NETWORKS": "1",
+    }
+    dead = f"http://127.0.0.1:{free_port()}/missing.png"
+    with vllm_server(tiny_backbone, served_model_name=MODEL, env=env) as url:
+        response = httpx.post(f"{url}/chat/completions", json=chat(dead), timeout=60)
+        assert httpx.post(f"{url}/chat/completions", json=chat(encode_data_url(PAGE)), timeout=60).status_code == 200
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "ImageError" and "could not fetch image URL" in error["message"], error
+    assert dead in error["message"]
+    failed, ok = read_records(log, 2)
+    assert failed["status"] == "error" and failed["error"] == "ImageError" and failed["downstream_ms"] > 0
+    assert ok["status"] == "routed"
 
 
 def test_server_fails_at_start_up_when_the_gate_cannot_load(tiny_backbone, tmp_path):
