@@ -125,9 +125,7 @@ def _fast_gate(backbone, device, dtype, profile, **options) -> tuple[object, Cal
 
     @torch.inference_mode()
     def run(batch: object) -> object:
-        if gate.runner is not None:
-            return gate.runner(batch).cpu()
-        return gate.model(**batch).logits.cpu()
+        return gate.forward(batch).cpu()
 
     return gate, run
 
@@ -140,16 +138,12 @@ def _fast_runner(backbone, device, dtype, profile, options: dict) -> Runner:
 def _processor_runner(backbone, device, dtype, profile) -> Runner:
     """The fast path's model, fed by transformers' processor: what the gate's own preprocessing must
     equal bit for bit (tests/test_preprocess.py) and beat on time."""
-    from resgate_router import load_image
-    from resgate_router.gate.profiles import cares_canvas
+    from resgate_router.testing import processor_inputs
 
     gate, run = _fast_gate(backbone, device, dtype, profile, preprocessing="host")
-    size = {} if profile == "cares" else {"size": {"longest_edge": gate.tile_size}}
 
     def prepare(images: list, questions: list) -> object:
-        pictures = [[cares_canvas(load_image(im)) if profile == "cares" else load_image(im)] for im in images]
-        prompts = [gate._prompt(q) for q in questions]
-        enc = gate.processor(text=prompts, images=pictures, padding=True, return_tensors="pt", **size)
+        enc = processor_inputs(gate, images, questions)
         enc["pixel_values"] = enc["pixel_values"].to(dtype)
         return enc.to(device)
 

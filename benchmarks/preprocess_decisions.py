@@ -25,15 +25,6 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-json", default=None)
 
 
-def _processor_inputs(gate, image, question):
-    from resgate_router.gate.profiles import cares_canvas
-
-    prompt = [gate._prompt(question)]
-    if gate.profile == "cares":
-        return gate.processor(text=prompt, images=[[cares_canvas(image)]], return_tensors="pt")
-    return gate.processor(text=prompt, images=[[image]], return_tensors="pt", size={"longest_edge": gate.tile_size})
-
-
 def _compare(gate, ours, theirs) -> dict:
     import torch
 
@@ -57,7 +48,7 @@ def main(args: argparse.Namespace) -> dict:
 
     from resgate_router import SmolVLMGate, load_image
     from resgate_router.datasets import load_samples
-    from resgate_router.testing import build_tiny_gate
+    from resgate_router.testing import build_tiny_gate, processor_inputs
 
     data = Path(args.data)
     samples = load_samples(data / "qa.jsonl" if data.is_dir() else data).samples[: args.limit]
@@ -72,7 +63,7 @@ def main(args: argparse.Namespace) -> dict:
             rows = {p: [] for p in gates}
             for sample in tqdm(samples, desc=profile, unit="item"):
                 image = load_image(sample.image)
-                theirs = _processor_inputs(gates["host"], image, sample.question)
+                theirs = processor_inputs(gates["host"], [image], [sample.question])
                 for path, gate in gates.items():
                     rows[path].append(
                         {"id": sample.id, **_compare(gate, gate.prepare([image], [sample.question]), theirs)}

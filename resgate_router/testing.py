@@ -31,6 +31,7 @@ __all__ = [
     "build_tokenizer",
     "build_processor",
     "smolvlm_2b_config",
+    "processor_inputs",
     "build_tiny_smolvlm",
     "build_smolvlm_256m",
     "build_tiny_gate",
@@ -375,6 +376,18 @@ def build_tiny_granite_gate(
     gate = GraniteDoclingGate.from_base(base, rank=rank, init_lora_weights=False, **gate_kwargs)
     gate.save_pretrained(out)
     return out
+
+
+def processor_inputs(gate: Any, images: list[Any], questions: list[str]) -> Any:
+    """The reference a SmolVLM gate's own preprocessing must equal bit for bit: the profile's rendition
+    (``cares``) or the whole image, then the gate's transformers processor (padded batch, tensors)."""
+    from .gate.profiles import cares_canvas
+    from .images import load_image
+
+    pictures = [[cares_canvas(load_image(im)) if gate.profile == "cares" else load_image(im)] for im in images]
+    size = {} if gate.profile == "cares" else {"size": {"longest_edge": gate.tile_size}}
+    prompts = [gate._prompt(q) for q in questions]
+    return gate.processor(text=prompts, images=pictures, padding=True, return_tensors="pt", **size)
 
 
 def make_document_image(

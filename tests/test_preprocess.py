@@ -11,9 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from resgate_router import SmolVLMGate, load_image
-from resgate_router.gate.profiles import cares_canvas
-from resgate_router.testing import make_document_image
+from resgate_router import SmolVLMGate
+from resgate_router.testing import make_document_image, processor_inputs
 
 QUESTIONS = ["What is the total?", "", " leading space\n\nand lines", "Wer hat unterschrieben? Ünïcödé ✓"]
 
@@ -36,12 +35,7 @@ VARIED = _varied()
 
 
 def _processor_inputs(gate, image, question):
-    """The reference: the profile's rendition (cares) or the whole image, then the processor."""
-    image = load_image(image)  # the same decoded pixels (grey and RGBA become RGB here)
-    prompt = gate._prompt(question)
-    if gate.profile == "cares":
-        return gate.processor(text=[prompt], images=[[cares_canvas(image)]], return_tensors="pt")
-    return gate.processor(text=[prompt], images=[[image]], return_tensors="pt", size={"longest_edge": 512})
+    return processor_inputs(gate, [image], [question])  # grey and RGBA become RGB as in load_image
 
 
 @pytest.fixture(

@@ -29,12 +29,12 @@ class CompiledRunner:
     """Calls ``model`` (a :class:`ResGateModel`) on a prepared batch through ``torch.compile``;
     returns the logits of the real rows."""
 
-    def __init__(self, model: nn.Module, batch_size: int, mode: str | None = None) -> None:
+    def __init__(self, model: nn.Module, batch_size: int, pad_id: int, mode: str | None = None) -> None:
         device = next(model.parameters()).device
         self.mode = mode or ("reduce-overhead" if device.type == "cuda" else "default")
         self.model, self.batch_size = model, batch_size
         self.compiled = torch.compile(model, dynamic=False, mode=self.mode)
-        self.pad_id = int(getattr(model.backbone.model.config, "pad_token_id", None) or 0)
+        self.pad_id = pad_id  # the tokenizer's, as the uncompiled batches are padded
 
     def pad(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The batch at its bucket's shape."""

@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..policies.idefics3 import resized_size, tile_grid
 from .preprocess import Idefics3Preprocessor
-from .profiles import CARES_MID_SIZE
+from .profiles import CARES_MID_SIZE, cares_mid_size
 from .resample import PRECISION_BITS, coefficients, horizontal_first
 
 __all__ = ["DevicePreprocessor", "DeviceResampler"]
@@ -94,10 +94,8 @@ class DevicePreprocessor:
     def _cares_canvas(self, pixels: torch.Tensor) -> torch.Tensor:
         """profiles.cares_canvas: the mid rendition, pasted centred on the black tile-sized canvas."""
         height, width = pixels.shape[1:3]
-        if max(width, height) > CARES_MID_SIZE:
-            ratio = CARES_MID_SIZE / max(width, height)
-            width, height = max(1, int(width * ratio)), max(1, int(height * ratio))
-            pixels = self.resize(pixels, (width, height))
+        width, height = cares_mid_size(width, height)
+        pixels = self.resize(pixels, (width, height))  # no pass when it is small enough already
         tile = self.host.tile
         canvas = pixels.new_zeros((1, tile, tile, pixels.shape[3]))
         left = (CARES_MID_SIZE - width) // 2 + (tile - CARES_MID_SIZE) // 2  # both pastes' offsets

@@ -23,6 +23,7 @@ from .resample import resize_image
 __all__ = [
     "PROFILES",
     "check_profile",
+    "cares_mid_size",
     "cares_mid_rendition",
     "cares_canvas",
     "single_tile_image",
@@ -45,12 +46,19 @@ def _paste_centred(image: Image.Image, size: int) -> Image.Image:
     return canvas
 
 
+def cares_mid_size(width: int, height: int, size: int = CARES_MID_SIZE) -> tuple[int, int]:
+    """The mid rendition's image size: the longest side over ``size`` shrunk to it (sides floored as
+    in the reference, min 1 px), else unchanged."""
+    if max(width, height) <= size:
+        return width, height
+    ratio = size / max(width, height)
+    return max(1, int(width * ratio)), max(1, int(height * ratio))
+
+
 def cares_mid_rendition(image: Image.Image, size: int = CARES_MID_SIZE) -> Image.Image:
-    """The reference ``resize_image_with_padding(image, 768)`` (sides floored as there, min 1 px)."""
-    width, height = image.size
-    if max(width, height) > size:
-        ratio = size / max(width, height)
-        new = (max(1, int(width * ratio)), max(1, int(height * ratio)))
+    """The reference ``resize_image_with_padding(image, 768)``."""
+    new = cares_mid_size(*image.size, size)
+    if new != image.size:
         image = resize_image(image, new, Image.Resampling.LANCZOS)
     return _paste_centred(image, size)
 

@@ -111,7 +111,7 @@ class SmolVLMGate(BatchedGate):
         tokenizer = Tokenizer.from_str(processor.tokenizer.backend_tokenizer.to_str())  # a copy: settings change
         self.preprocessor = Idefics3Preprocessor(self.preprocessing, tokenizer, self.profile)
         self.device_preprocessor = self._device_preprocessor(preprocessing)
-        self.runner = CompiledRunner(model, batch_size) if compile else None
+        self.runner = CompiledRunner(model, batch_size, self.preprocessor.pad_id) if compile else None
         # PIL decoding and resizing release the GIL: a batch's images are prepared in parallel.
         self._pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="resgate-prep")
 
@@ -350,11 +350,14 @@ class SmolVLMGate(BatchedGate):
         """Raw head outputs (float32, on CPU): (batch, classes), or (batch, 1) for a binary gate."""
         batch = self.prepare(images, questions)
         try:
-            if self.runner is not None:
-                return self.runner(batch).cpu()
-            return self.model(**batch).logits.cpu()
+            return self.forward(batch).cpu()
         except RuntimeError as exc:  # torch reports OOM and kernel failures as RuntimeError
             raise GateError(f"gate forward pass failed: {exc}") from exc
+
+    @torch.inference_mode()
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The head's logits for prepared inputs, through the compiled runner when there is one."""
+        return self.runner(batch) if self.runner is not None else self.model(**batch).logits
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         if self.config.num_classes == 2:
