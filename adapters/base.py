@@ -30,6 +30,9 @@ ENTRY_POINT_GROUP = "resgate_router.adapters"
 
 class Adapter:
     name = "adapter"
+    #: True for an in-process downstream that takes PIL images: the router hands it the pixels
+    #: (resized, or as decoded) instead of re-encoding them as data URLs
+    takes_images = False
 
     def complete(self, request: dict[str, Any], *, processor_kwargs: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -49,6 +52,7 @@ class Adapter:
 
 class AsyncAdapter:
     name = "adapter"
+    takes_images = False
 
     async def acomplete(self, request: dict[str, Any], *, processor_kwargs: dict[str, Any]) -> Any:
         raise NotImplementedError

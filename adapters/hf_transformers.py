@@ -19,6 +19,7 @@ __all__ = ["HFAdapter"]
 
 class HFAdapter(Adapter):
     name = "hf"
+    takes_images = True
 
     def __init__(
         self,

@@ -253,13 +253,18 @@ class AsyncOpenAIAdapter(_OpenAIBase, AsyncAdapter):
         self, request: dict[str, Any], *, processor_kwargs: dict[str, Any], headers: dict[str, str] | None = None
     ) -> ChatResponse:
         """``headers`` are added to this request only (a proxy passes the client's Authorization)."""
-        return self.parse(await self.araw(request, processor_kwargs=processor_kwargs, headers=headers))
+        body = self.payload(request, processor_kwargs, stream=False)
+        return self.parse(await self._post(body, stream=False, headers=headers))
 
-    async def araw(
+    async def aforward(
         self, request: dict[str, Any], *, processor_kwargs: dict[str, Any], headers: dict[str, str] | None = None
     ) -> httpx.Response:
-        """The upstream's successful non-streaming response as it came (a proxy forwards its bytes)."""
-        return await self._post(self.payload(request, processor_kwargs, stream=False), stream=False, headers=headers)
+        """The upstream's response as it came, checked to be a chat completion (a 200 that is not one
+        is an :class:`UpstreamProtocolError`): for a proxy, which forwards its bytes."""
+        body = self.payload(request, processor_kwargs, stream=False)
+        response = await self._post(body, stream=False, headers=headers)
+        self.parse(response)
+        return response
 
     async def astream(
         self, request: dict[str, Any], *, processor_kwargs: dict[str, Any], headers: dict[str, str] | None = None

@@ -19,6 +19,7 @@ __all__ = ["VLLMAdapter"]
 
 class VLLMAdapter(Adapter):
     name = "vllm"
+    takes_images = True
 
     def __init__(self, llm: Any, *, max_new_tokens: int = 64) -> None:
         self.llm = llm
@@ -47,7 +48,7 @@ class VLLMAdapter(Adapter):
 
         def run(indices: list[int]) -> list[ChatResponse]:
             first = keys[indices[0]]
-            conversations = [to_wire(requests[i])["messages"] for i in indices]
+            conversations = [to_wire(requests[i], pil_parts=True)["messages"] for i in indices]
             outputs = self.llm.chat(
                 conversations,
                 SamplingParams(**first["sampling"]),

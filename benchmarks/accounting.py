@@ -18,7 +18,7 @@ import tempfile
 from ._common import environment, run_cli, write_json
 
 SIDES = [1, 7, 50, 223, 384, 511, 512, 513, 777, 1000, 1024, 1700, 2200, 4100, 9000]
-RUNGS = [None, 384, 512, 768, 1024]
+RUNGS = ["full", 384, 512, 768, 1024]
 
 
 def add_cli_args(parser: argparse.ArgumentParser) -> None:

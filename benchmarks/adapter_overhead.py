@@ -9,7 +9,9 @@ Variants, interleaved request by request against one server:
   wrap           router.wrap(client) create(**original kwargs)
 Overhead = median(variant) - median(its baseline); p99 likewise. A text-only request isolates the
 adapter/wrap machinery (no image work); the image rows add decoding, resizing and re-encoding the
-page (the router's pre-resize). Starts its own vLLM server on the tiny model unless --base-url is given.
+page (the router's pre-resize). For each page, ``router_work`` is the router's own work on it (a dry
+run) against one PIL decode of the same bytes, in this process. Starts its own vLLM server on the
+tiny model unless --base-url is given.
 
     python -m benchmarks.adapter_overhead --requests 200 [--output-json benchmarks/results/adapter_overhead.json]
 """
@@ -41,13 +43,33 @@ def _p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
 
 
+def router_work(router, request: dict, png: bytes, n: int) -> dict:
+    """The router's own work on ``request`` (parse, header, decode, resize, encode, account: a dry
+    run, no downstream) against one PIL decode of the same PNG bytes, interleaved, medians in ms."""
+    import io
+
+    from PIL import Image
+
+    route, decode = [], []
+    for index in range(n + 3):
+        started = time.perf_counter()
+        router.route(request)
+        middle = time.perf_counter()
+        Image.open(io.BytesIO(png)).load()
+        if index >= 3:  # warm-up
+            route.append((middle - started) * 1000)
+            decode.append((time.perf_counter() - middle) * 1000)
+    work, one = statistics.median(route), statistics.median(decode)
+    return {"route_median_ms": round(work, 3), "decode_median_ms": round(one, 3), "ratio": round(work / one, 4)}
+
+
 def main(args: argparse.Namespace) -> dict:
     import httpx
     import openai
     from resgate_router.adapters.openai_http import OpenAIAdapter, safe_processor_kwargs
 
     from resgate_router import Router, get_policy
-    from resgate_router.messages import encode_data_url
+    from resgate_router.messages import decode_data_url, encode_data_url
     from resgate_router.testing import build_tiny_smolvlm, make_document_image, vllm_server
 
     with contextlib.ExitStack() as stack:
@@ -76,6 +98,14 @@ def main(args: argparse.Namespace) -> dict:
             kwargs = {"model": args.model, "max_tokens": 1, "temperature": 0, "messages": messages}
             request = {**kwargs, "resgate": "low"}
             routed = router.route(request)
+            work = None
+            if size is not None:
+                work = router_work(router, request, decode_data_url(parts[0]["image_url"]["url"])[1], args.requests)
+                print(
+                    f"{'x'.join(map(str, size))} router's work {work['route_median_ms']:.2f} ms = "
+                    f"x{work['ratio']} one PIL decode ({work['decode_median_ms']:.2f} ms)",
+                    flush=True,
+                )
             payload = adapter.payload(routed.request, routed.processor_kwargs, stream=False)
             routed_kwargs = {k: routed.request[k] for k in kwargs}
             if routed.processor_kwargs:
@@ -96,6 +126,7 @@ def main(args: argparse.Namespace) -> dict:
             row = {
                 "image": list(size) if size else "text only",
                 "requests": args.requests,
+                "router_work": work,
                 **{f"{n}_median_ms": round(statistics.median(t), 3) for n, t in times.items()},
                 **{f"{n}_p99_ms": round(_p99(t), 3) for n, t in times.items()},
             }

@@ -29,12 +29,15 @@ from .errors import (
     UpstreamTimeout,
 )
 from .gate import FixedGate, GateDecision, LegibilityGate, load_gate
+from .gate.protocol import Gate
+from .hooks import Hooks
 from .images import load_image
 from .ladder import FULL, Ladder
-from .ledger import SavingsLog
-from .monitoring import RoutingStats
 from .policies import FamilyPolicy, available_families, get_policy
-from .router import RoutedRequest, Router, RouterResponse
+from .records import ImageRecord, SavingsRecord
+from .router import AsyncRouter, BaseRouter, RoutedRequest, Router, RouterResponse
+from .savings_log import SavingsLog
+from .stats import RoutingStats
 
 __version__ = "0.1.0"
 
@@ -47,7 +50,13 @@ __all__ = [
     "FixedGate",
     "load_gate",
     "GateDecision",
+    "Gate",
+    "BaseRouter",
     "Router",
+    "AsyncRouter",
+    "Hooks",
+    "SavingsRecord",
+    "ImageRecord",
     "RoutedRequest",
     "RouterResponse",
     "RoutingStats",

@@ -29,6 +29,7 @@ class GatedLLM:
         self.llm = llm
         if router is None:
             router_options.setdefault("model", _detect_model(llm))
+            router_options.setdefault("encode_images", False)  # the engine takes the PIL images
             router = Router(gate, **router_options)
         self.router = router
 
@@ -51,11 +52,12 @@ class GatedLLM:
         def run(indices: list[int]) -> list[Any]:  # one engine call per set of processor settings
             merged = {**(mm_processor_kwargs or {}), **routed[indices[0]].processor_kwargs} or None
             params = [sampling_params[i] for i in indices] if isinstance(sampling_params, list) else sampling_params
-            batch = [to_wire(routed[i].request)["messages"] for i in indices]
+            batch = [to_wire(routed[i].request, pil_parts=True)["messages"] for i in indices]
             return self.llm.chat(batch, params, *args, mm_processor_kwargs=merged, **kwargs)
 
         with self.router.recorded(*(item.record for item in routed)):  # one engine call (or a few) for all
-            return run_grouped([item.processor_kwargs for item in routed], run)
+            outputs = run_grouped([item.processor_kwargs for item in routed], run)
+        return outputs
 
     def generate(self, prompts: Any, sampling_params: Any = None, *args: Any, **kwargs: Any) -> list[Any]:
         """``vllm.LLM.generate``: prompt dicts with ``multi_modal_data["image"]`` are gated and resized,
@@ -71,7 +73,7 @@ class GatedLLM:
         routed = self.router.route_batch(requests)
         rewritten = []
         for item, result in zip(items, routed):
-            if not isinstance(item, dict) or result.record["status"] == "passthrough":
+            if not isinstance(item, dict) or result.record.status == "passthrough":
                 rewritten.append(item)
                 continue
             images = [p["image"] for p in result.request["messages"][0]["content"] if p.get("type") == "image"]
@@ -79,10 +81,7 @@ class GatedLLM:
             data = {**item["multi_modal_data"], "image": images if isinstance(original, list) else images[0]}
             kw = {**(item.get("mm_processor_kwargs") or {}), **result.processor_kwargs}
             rewritten.append({**item, "multi_modal_data": data, **({"mm_processor_kwargs": kw} if kw else {})})
+        single = len(rewritten) == 1 and isinstance(prompts, (str, dict))
         with self.router.recorded(*(item.record for item in routed)):
-            return self.llm.generate(
-                rewritten if len(rewritten) > 1 or not isinstance(prompts, (str, dict)) else rewritten[0],
-                sampling_params,
-                *args,
-                **kwargs,
-            )
+            outputs = self.llm.generate(rewritten[0] if single else rewritten, sampling_params, *args, **kwargs)
+        return outputs

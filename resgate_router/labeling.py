@@ -15,7 +15,7 @@ from typing import Any
 from .datasets import Sample, write_samples
 from .errors import ConfigError
 from .ladder import Ladder
-from .metrics import score
+from .scoring import score
 from .sweep import Sweep, rung_key
 
 __all__ = ["assign_label", "label_samples"]

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 from .errors import ImageError, InputError
+from .gate.resample import resize_image
 from .images import DEFAULT_MAX_PIXELS, load_image, probe_size
 
 __all__ = [
@@ -70,6 +71,10 @@ class ImageRef:
             self._image = load_image(self.source, max_pixels=self.max_pixels)
             self._native = self._image.size
         return self._image
+
+    @property
+    def decoded(self) -> bool:
+        return self._image is not None
 
     @property
     def native(self) -> tuple[int, int]:
@@ -207,17 +212,22 @@ def rewrite_images(
     details: list[str | None],
     *,
     quality: int = 95,
+    encode: bool = True,
 ) -> dict[str, Any]:
-    """A copy of ``request`` with each image resized to its size (None: unchanged) and detail set."""
+    """A copy of ``request`` with each image resized to its size (None: unchanged) and detail set.
+    ``encode=False`` (an in-process downstream) puts PIL images in place of data URLs: resized ones,
+    and the ones already decoded, so the downstream does not decode them again."""
     out = dict(request)
     out["messages"] = [copy.copy(m) for m in request["messages"]]
     for ref, size, detail in zip(refs, sizes, details):
-        if size is None and detail is None:
+        image = resize_image(ref.image, size, Image.Resampling.LANCZOS) if size is not None and ref.local else None
+        if image is None and not encode and ref.decoded:
+            image = ref.image
+        if image is None and detail is None:
             continue
         message = out["messages"][ref.message]
         message["content"] = list(message["content"])
         part = dict(message["content"][ref.part])
-        image = ref.image.resize(size, Image.Resampling.LANCZOS) if size is not None and ref.local else None
         if part.get("type") == "image":
             if image is not None:
                 part["image"] = image
@@ -225,8 +235,8 @@ def rewrite_images(
             spec = (
                 dict(part["image_url"]) if isinstance(part.get("image_url"), dict) else {"url": part.get("image_url")}
             )
-            if image is not None:
-                spec["url"] = image if ref.kind == "pil" else encode_data_url(image, ref.mime, quality)  # fetched too
+            if image is not None:  # a fetched image too: the downstream gets what the router saw
+                spec["url"] = image if ref.kind == "pil" or not encode else encode_data_url(image, ref.mime, quality)
             if detail is not None:
                 spec["detail"] = detail
             part["image_url"] = spec
@@ -234,8 +244,12 @@ def rewrite_images(
     return out
 
 
-def to_wire(request: dict[str, Any], *, quality: int = 95, allow_local_paths: bool = True) -> dict[str, Any]:
-    """A JSON-ready copy: PIL images and local paths become data URLs, ``image`` parts ``image_url``."""
+def to_wire(
+    request: dict[str, Any], *, quality: int = 95, allow_local_paths: bool = True, pil_parts: bool = False
+) -> dict[str, Any]:
+    """A JSON-ready copy: PIL images and local paths become data URLs, ``image`` parts ``image_url``.
+    ``pil_parts``: PIL images become vLLM's ``image_pil`` parts instead (an engine in this process
+    takes the pixels as they are, with no encoding and no second decode)."""
     out = dict(request)
     messages = []
     for m_index, message in enumerate(request.get("messages") or []):
@@ -251,6 +265,9 @@ def to_wire(request: dict[str, Any], *, quality: int = 95, allow_local_paths: bo
                 continue
             value, detail = source
             where = f"messages[{m_index}].content[{p_index}]"
+            if pil_parts and isinstance(value, Image.Image):
+                content.append({"type": "image_pil", "image_pil": value})
+                continue
             if isinstance(value, Image.Image):
                 url = encode_data_url(value.convert("RGB") if value.mode not in ("RGB", "L") else value)
             elif isinstance(value, str) and allow_local_paths and not urlsplit(value).scheme[1:]:

@@ -170,8 +170,8 @@ class Sweep:
         if self.served_model:
             request["model"] = self.served_model
         routed = router.route(request, override=k)
-        image = routed.record["images"][0]
-        run.update(visual_tokens=routed.record["routed_tokens"], sent=image["sent"], native=image["native"])
+        image = routed.record.images[0]
+        run.update(visual_tokens=routed.record.routed_tokens, sent=image.sent, native=image.native)
         return routed
 
     def _new_run(self, sample: Sample, rung: Rung) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
 from .errors import ConfigError
-from .metrics import contains_key
+from .scoring import contains_key
 
 __all__ = ["KINDS", "generate_documents"]
 

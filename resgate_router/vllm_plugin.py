@@ -84,7 +84,6 @@ def _finish(router: Any, routed: Any, response: Any, started: float) -> Any:
 
     from .errors import UpstreamStatusError
     from .messages import remote_urls
-    from .router import elapsed_ms
     from .server.errors import error_response, fetch_failure
 
     record = routed.record
@@ -92,13 +91,12 @@ def _finish(router: Any, routed: Any, response: Any, started: float) -> Any:
         response.body_iterator = _logged_stream(router, record, response.body_iterator, started)
         return response
     if response.status_code < 400:
-        record["downstream_ms"] = elapsed_ms(started)
-        router.log_record(record)
+        router.record_response(record, response, started)
         return response
     body = bytes(response.body).decode("utf-8", "replace")
     failure = fetch_failure(response.status_code, body, remote_urls(routed.request))  # only when it failed
     error = failure or UpstreamStatusError(f"vLLM answered {response.status_code}", status_code=response.status_code)
-    router.log_failure(record, error, started)
+    router.record_error(record, error, started)
     return error_response(failure) if failure is not None else response
 
 
@@ -111,8 +109,8 @@ async def _logged_stream(router: Any, record: dict[str, Any], chunks: Any, start
     error: BaseException | None = None
     try:
         async for chunk in chunks:
-            if record["downstream_ms"] is None:
-                record["downstream_ms"] = elapsed_ms(started)  # time to the first chunk, as at the proxy
+            if record.downstream_ms is None:
+                record.downstream_ms = elapsed_ms(started)  # time to the first chunk, as at the proxy
             text = chunk if isinstance(chunk, str) else bytes(chunk).decode("utf-8", "replace")
             if text.startswith('data: {"error"'):
                 error = UpstreamProtocolError("vLLM ended the stream with an error event")
@@ -121,7 +119,10 @@ async def _logged_stream(router: Any, record: dict[str, Any], chunks: Any, start
         error = exc
         raise
     finally:
-        router.log_outcome(record, error, started)
+        if error is None:
+            router.record_response(record, None, started)
+        else:
+            router.record_error(record, error, None if record.downstream_ms is not None else started)
 
 
 class ResgateEndpointPlugin:
@@ -166,7 +167,7 @@ class ResgateEndpointPlugin:
         def rejected(body: dict[str, Any], exc: ResgateError) -> Any:
             """The proxy's error body and status (400 for bad input, 500 for a gate error the settings
             raise), and the request's one savings-log record, as at the proxy."""
-            router.log_rejected(body, exc)
+            router.record_rejected(body, exc)
             return error_response(exc)
 
         @app.post(CHAT_PATH)
@@ -178,10 +179,10 @@ class ResgateEndpointPlugin:
             if not isinstance(body, dict):
                 return rejected({}, InputError("request body must be a JSON object"))
             body.pop("mm_processor_kwargs", None)  # never a client's own: {"do_resize": false} kills the engine
-            try:
-                routed = await asyncio.to_thread(router.route, body, override=raw_request.headers.get(OVERRIDE_HEADER))
+            try:  # a refusal is recorded by the router
+                routed = await router.routed(body, raw_request.headers.get(OVERRIDE_HEADER))
             except ResgateError as exc:
-                return rejected(body, exc)
+                return error_response(exc)
             request = dict(routed.request)
             if routed.processor_kwargs:
                 request["mm_processor_kwargs"] = safe_processor_kwargs(routed.processor_kwargs)
@@ -189,14 +190,16 @@ class ResgateEndpointPlugin:
                 chat_request = ChatCompletionRequest.model_validate(request)
             except ValidationError as exc:
                 error = exc.errors()[0]
-                return rejected(body, InputError(f"invalid chat request: {error['loc']}: {error['msg']}"))
+                invalid = InputError(f"invalid chat request: {error['loc']}: {error['msg']}")
+                router.record_error(routed.record, invalid)
+                return error_response(invalid)
             started = time.perf_counter()
             try:
                 response = await original(chat_request, raw_request)
             except Exception as exc:  # the engine raised: still the request's one record
                 # vLLM raises when it cannot fetch an image URL we passed on: the client's 400
                 failure = fetch_failure(500, str(exc), remote_urls(routed.request))
-                router.log_failure(routed.record, failure or exc, started)
+                router.record_error(routed.record, failure or exc, started)
                 if failure is not None:
                     return error_response(failure)
                 raise

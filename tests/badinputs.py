@@ -46,6 +46,9 @@ class BadInput:
     cli: dict[str, Any] = field(default_factory=dict)  # CLI form: {"image": path str} and/or {"question": str}
     cli_result: bool = False  # the CLI answers it (the question only reaches the gate, which ignores it)
     marker: str | None = None  # "top-left": the upright image is dark in its top-left quadrant
+    # the damage lies past the header and the first frame: a router that needs no pixels (the proxy's
+    # constant decision here, no resize) never decodes it, and passes it on for the upstream to refuse
+    past_the_header: bool = False
 
     def chat(self) -> Any:
         """The request the library gets (images as a data URL)."""
@@ -61,7 +64,7 @@ class BadInput:
 
     @property
     def surfaces(self) -> set[str]:
-        out = {"proxy"}
+        out = set() if self.past_the_header else {"proxy"}
         if self.image is not None or self.request is not None:
             out.add("library")
         if self.image is not None or self.cli:
@@ -168,7 +171,10 @@ def _image_kinds() -> list[BadInput]:
         ("jpeg-corrupt-exif", "EXIF rotation", _jpeg_corrupt_exif(), "image/jpeg", (400, 600)),
     ]
     animated = [("gif-animated", "animated GIF", "GIF"), ("webp-animated", "animated WebP", "WEBP")]
-    kinds = [BadInput(n, c, image=d, mime=m, error=ImageError) for n, c, d, m in errors]
+    kinds = [
+        BadInput(n, c, image=d, mime=m, error=ImageError, past_the_header=n == "gif-cut-in-second-frame")
+        for n, c, d, m in errors
+    ]
     kinds += [BadInput(n, "decompression bomb", image=d, mime=m, error=ImageTooLargeError) for n, d, m in bombs]
     kinds += [BadInput(n, c, image=d, mime=m, size=s) for n, c, d, m, s in results]
     # the first frame (the marked page) must be the one sent, not a later (black or white) frame

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
+
+from resgate_router import SavingsRecord
+
+#: the fields of every record, whatever the entry point and outcome
+RECORD_FIELDS = {f.name for f in dataclasses.fields(SavingsRecord)}
 
 
 def read_records(log: Path, at_least: int) -> list[dict]:

@@ -70,7 +70,7 @@ def chat(url):
 
 def test_remote_urls_are_not_fetched_by_default(image_server, tiny_gate):
     routed = Router(tiny_gate, family="idefics3", metrics=False).route(chat(f"{image_server}/page.png"))
-    assert routed.record["remote_images"] == 1 and routed.record["images"] == []
+    assert routed.record.remote_images == 1 and routed.record.images == []
 
 
 def test_loopback_is_refused_unless_allowed(image_server, tiny_gate):
@@ -84,7 +84,7 @@ def test_loopback_is_refused_unless_allowed(image_server, tiny_gate):
             RemoteImageFetcher().check(host)
     allowed = Router(tiny_gate, family="idefics3", metrics=False, fetch_remote=RemoteImageFetcher(allow_private=True))
     routed = allowed.route(chat(f"{image_server}/page.png"), override="low")
-    assert routed.record["images"][0]["native"] == [800, 600] and routed.record["remote_images"] == 0
+    assert routed.record.images[0].native == [800, 600] and routed.record.remote_images == 0
     sent = routed.request["messages"][0]["content"][0]["image_url"]["url"]
     assert sent.startswith("data:image/png;base64,")  # resized, so the fetched bytes travel inline
 

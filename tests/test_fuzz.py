@@ -210,8 +210,8 @@ class RequestPipeline:
             except InputError:
                 return "error"
         rungs = self.routers[family].ladder.rungs
-        for entry in routed.record["images"]:
-            native, target, sent = entry["native"], entry["target"], entry["sent"]
+        for entry in routed.record.images:
+            native, target, sent = entry.native, entry.rung, entry.sent
             assert target in rungs and all(0 < s <= n for s, n in zip(sent, native, strict=True)), entry
             if target == "full":
                 assert sent == native, entry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -51,8 +52,8 @@ def test_servers_and_route_take_any_gate_kind(tmp_path: Path, capsys) -> None:
     assert isinstance(router.gate, LegibilityGate) and router.gate.policy is router.policy  # equal-cost tie-break
     page = make_document_image(1700, 2200)
     parts = [{"type": "image", "image": page}, {"type": "text", "text": "What is the total?"}]
-    routed = router.route({"messages": [{"role": "user", "content": parts}]})
-    assert routed.record["status"] == "routed" and routed.record["images"][0]["source"] == "gate"
+    routed = asyncio.run(router.route({"messages": [{"role": "user", "content": parts}]}))
+    assert routed.record.status == "routed" and routed.record.images[0].source == "gate"
     page.save(tmp_path / "page.png")
     assert main(["route", "--gate", "legibility", "--image", str(tmp_path / "page.png"), "--question", "Total?"]) == 0
     assert "LegibilityGate" in capsys.readouterr().out

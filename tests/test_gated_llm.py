@@ -15,8 +15,10 @@ GREEDY = SamplingParams(max_tokens=2, temperature=0)
 
 
 class CountingGate:
+    needs_pixels = True
+
     def __init__(self, gate) -> None:
-        self.gate, self.ladder, self.config, self.calls = gate, gate.ladder, gate.config, []
+        self.gate, self.ladder, self.class_names, self.calls = gate, gate.ladder, gate.class_names, []
 
     def predict_batch(self, images, questions):
         self.calls.append(len(images))
@@ -41,10 +43,7 @@ def test_chat_gates_every_conversation_in_one_call(gated, vllm_llm, tiny_gate):
     dry = Router(tiny_gate, family="idefics3", model=gated.router.model, metrics=False)
     for conv, out, base in zip(conversations, outputs, baseline):
         record = dry.route({"messages": conv}).record
-        assert (
-            len(out.prompt_token_ids) - len(base.prompt_token_ids)
-            == record["routed_tokens"] - record["baseline_tokens"]
-        )
+        assert len(out.prompt_token_ids) - len(base.prompt_token_ids) == record.routed_tokens - record.baseline_tokens
     assert gated.router.stats.requests == 3
 
 
@@ -69,17 +68,14 @@ def test_generate_with_image_prompts(gated, vllm_llm, tiny_gate):
     for page, out, base in zip(PAGES, outputs, baseline):
         parts = [{"type": "image", "image": page}, {"type": "text", "text": text}]
         record = dry.route({"messages": [{"role": "user", "content": parts}]}).record
-        assert (
-            len(out.prompt_token_ids) - len(base.prompt_token_ids)
-            == record["routed_tokens"] - record["baseline_tokens"]
-        )
+        assert len(out.prompt_token_ids) - len(base.prompt_token_ids) == record.routed_tokens - record.baseline_tokens
     assert len(outputs[2].prompt_token_ids) == len(baseline[2].prompt_token_ids)
 
 
 def test_one_record_per_prompt_when_the_engine_succeeds_and_when_it_raises(vllm_llm, tiny_gate, tmp_path):
     from vllm.exceptions import VLLMValidationError
 
-    from .logs import read_records
+    from .logs import RECORD_FIELDS, read_records
 
     log = tmp_path / "savings.jsonl"
     gated = GatedLLM(vllm_llm, tiny_gate, metrics=False, log=log)
@@ -90,4 +86,5 @@ def test_one_record_per_prompt_when_the_engine_succeeds_and_when_it_raises(vllm_
     gated.router.close()  # flushes the log
     records = read_records(log, 3)
     assert [r["status"] for r in records] == ["routed", "routed", "error"], records
+    assert all(set(r) == RECORD_FIELDS for r in records), records  # the fields of every entry point's records
     assert all(isinstance(r["downstream_ms"], float) for r in records) and records[2]["error"] == "VLLMValidationError"

@@ -4,6 +4,7 @@ typed errors, training with ``resgate train --gate granite-lora``, and the gener
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -192,8 +193,8 @@ def test_router_and_route_take_a_granite_gate_dir(gate_dir, pages, tmp_path, cap
     router = build_router(GateSettings(gate=str(gate_dir), ladder="384,512,full"))
     assert isinstance(router.gate, GraniteDoclingGate)
     parts = [{"type": "image", "image": pages[0]}, {"type": "text", "text": QUESTION}]
-    routed = router.route({"messages": [{"role": "user", "content": parts}]})
-    assert routed.record["status"] == "routed" and routed.record["images"][0]["source"] == "gate"
+    routed = asyncio.run(router.route({"messages": [{"role": "user", "content": parts}]}))
+    assert routed.record.status == "routed" and routed.record.images[0].source == "gate"
     pages[0].save(tmp_path / "page.png")
     assert main(["route", "--gate", str(gate_dir), "--image", str(tmp_path / "page.png"), "--question", "Total?"]) == 0
     assert "GraniteDoclingGate" in capsys.readouterr().out

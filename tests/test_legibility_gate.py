@@ -106,7 +106,7 @@ def test_a_family_policy_adds_pixels_only_where_they_cost_nothing() -> None:
     plain, aware = LegibilityGate(FIVE), LegibilityGate(FIVE, policy="idefics3")
     for page in (_page(96), _page(20, 754, 1000), _page(10, 754, 1000)):
         chosen, upgraded = plain.predict(page, "q"), aware.predict(page, "q")
-        cost = [smolvlm.visual_tokens(*page.size, None if r == FULL else r) for r in aware.ladder.rungs]
+        cost = [smolvlm.visual_tokens(*page.size, r) for r in aware.ladder.rungs]
         assert upgraded.label >= chosen.label and cost[upgraded.label] == cost[chosen.label]
         assert upgraded.label + 1 == len(cost) or cost[upgraded.label + 1] > cost[upgraded.label]
     assert aware.predict(_page(96), "q").resolution == 512  # 384 and 512 are both one 512 px tile

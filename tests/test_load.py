@@ -10,7 +10,7 @@ import os
 import time
 
 from benchmarks.load import FAILURE, SUCCESS, UNCLEAN, PeakRSS, audit_log, classify, drive, summarise
-from resgate_router import Router
+from resgate_router import AsyncRouter
 
 from .upstreams import running_proxy
 
@@ -23,7 +23,9 @@ RSS_GROWTH_LIMIT = 1024 * 2**20  # generous: the run's figure is printed
 
 def test_200_clients_every_request_answered_and_logged_exactly_once(tiny_gate, tmp_path):
     log = tmp_path / "savings.jsonl"
-    router = Router(tiny_gate, family="idefics3", metrics=False, log=log, allow_local_paths=False, on_bad_input="raise")
+    router = AsyncRouter(
+        tiny_gate, family="idefics3", metrics=False, log=log, allow_local_paths=False, on_bad_input="raise"
+    )
     with PeakRSS(os.getpid()) as rss, running_proxy(router, gate_max_wait_ms=5) as (proxy, _):
         started = time.monotonic()
         outcomes = asyncio.run(drive(proxy, clients=CLIENTS, per_client=PER_CLIENT, kinds=KINDS))
@@ -52,7 +54,7 @@ def test_200_clients_every_request_answered_and_logged_exactly_once(tiny_gate, t
 def test_a_stream_cut_mid_way_is_a_clean_failure_not_a_success(tiny_gate, tmp_path):
     """The load run's classifier on real answers of the proxy: a stream whose upstream cuts it after
     three chunks is a 200 ending in an error event, counted as a failure; a malformed one is unclean."""
-    router = Router(tiny_gate, family="idefics3", metrics=False, log=tmp_path / "savings.jsonl")
+    router = AsyncRouter(tiny_gate, family="idefics3", metrics=False, log=tmp_path / "savings.jsonl")
     with running_proxy(router, scenario="cutstream", upstream_retries=0) as (proxy, _):
         outcomes = asyncio.run(drive(proxy, clients=2, per_client=1, kinds=("stream",)))
     summary = summarise(outcomes, {}, 1.0)

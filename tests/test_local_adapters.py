@@ -45,7 +45,7 @@ def test_prompt_tokens_equal_the_accounting_for_every_class(adapter, tiny_gate, 
             result = router.complete(chat(page), override=name)
             assert (
                 result.response.usage.prompt_tokens - baseline
-                == result.record["routed_tokens"] - result.record["baseline_tokens"]
+                == result.record.routed_tokens - result.record.baseline_tokens
             )
             assert 1 <= result.response.usage.completion_tokens <= 4 and isinstance(result.response.text, str)
 

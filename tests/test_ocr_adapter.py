@@ -15,9 +15,9 @@ from resgate_router.adapters.ocr import OCRAdapter
 
 from resgate_router.errors import ImageError, InputError
 from resgate_router.gate import FixedGate
-from resgate_router.metrics import contains
 from resgate_router.policies.idefics3 import resized_size
 from resgate_router.router import Router
+from resgate_router.scoring import contains
 
 pytest.importorskip("rapidocr_onnxruntime")
 
@@ -117,7 +117,7 @@ def test_router_pre_resize_and_kwarg_only_policies_agree(page: Image.Image) -> N
             FixedGate(1, "384,768,full"), adapter=OCRAdapter(), policy=Idefics3Policy(pre_resize=pre_resize)
         )
         out = router.complete(_request(_data_url(page)))
-        assert out.record["images"][0]["target"] == 768
+        assert out.record.images[0].rung == 768
         texts.append(out.response.text)
     assert texts[0] == texts[1] and contains(texts[0], ["907.25"])
 
@@ -170,7 +170,7 @@ def _request_url(url: str) -> dict:
 def test_through_the_router_with_a_fixed_gate(page: Image.Image) -> None:
     with Router(FixedGate(0, "card"), adapter=OCRAdapter(), family="idefics3") as router:
         out = router.complete(_request(_data_url(page)))
-    assert out.record["images"][0]["target"] == 384
+    assert out.record.images[0].rung == 384
     assert contains(out.response.text, [TITLE]) and not contains(out.response.text, ["907.25"])
 
 
@@ -180,5 +180,5 @@ def test_legibility_gate_and_reader_end_to_end(page: Image.Image) -> None:
 
     with Router(LegibilityGate("384,512,768,1024,full"), adapter=OCRAdapter(), family="idefics3") as router:
         out = router.complete(_request(_data_url(page)))
-    assert out.record["images"][0]["target"] == 1024
+    assert out.record.images[0].rung == 1024
     assert contains(out.response.text, ["907.25"])

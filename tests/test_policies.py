@@ -10,7 +10,7 @@ from PIL import Image
 from resgate_router import ConfigError, ImageError
 from resgate_router.policies import available_families, detect_family, get_policy, scaled_size
 
-RUNGS = st.sampled_from([None, 384, 512, 768, 1024, 1536])
+RUNGS = st.sampled_from(["full", 384, 512, 768, 1024, 1536])
 
 
 @st.composite
@@ -63,7 +63,7 @@ def test_qwen2_vl_counts_equal_the_real_processor(qwen2_processor, size, rung):
         plan = policy.plan([size], [rung])
     except ImageError as exc:  # the real processor refuses the same image
         assert "aspect" in str(exc)
-        send = size if rung is None else scaled_size(*size, rung)
+        send = size if rung == "full" else scaled_size(*size, rung)
         with pytest.raises(ValueError, match="aspect ratio"):
             qwen2_processor(images=[Image.new("RGB", send)], return_tensors="np")
         return
@@ -103,7 +103,7 @@ def test_idefics3_request_shares_one_longest_edge():
     plan = get_policy("idefics3").plan([(1700, 2200), (1700, 2200)], [512, 1024])
     assert plan.processor_kwargs == {"size": {"longest_edge": 1024}}
     assert {image.tokens for image in plan.images} == {get_policy("idefics3").visual_tokens(1700, 2200, 1024)}
-    assert get_policy("idefics3").plan([(1700, 2200)], [None]).processor_kwargs == {}
+    assert get_policy("idefics3").plan([(1700, 2200)], ["full"]).processor_kwargs == {}
 
 
 def test_openai_pricing():
@@ -130,7 +130,7 @@ def test_continuous_round_up():
     assert (
         policy.round_up(400.2, 2200) == 512
         and policy.round_up(600, 2200) == 1024
-        and policy.round_up(2100, 2200) is None
+        and policy.round_up(2100, 2200) == "full"
     )
     assert get_policy("qwen2_vl").round_up(400, 3000) == 420
 

@@ -19,7 +19,7 @@ import openai
 import pytest
 from PIL import Image
 
-from resgate_router import Router
+from resgate_router import AsyncRouter, Router
 from resgate_router.messages import decode_data_url, encode_data_url
 from resgate_router.server import ServerSettings, create_app
 from resgate_router.testing import free_port, make_document_image, serve_app
@@ -86,8 +86,10 @@ class FaultyGate:
     slower than any budget, for as long as the test wants). A real out-of-memory cannot be produced
     safely in a test, so MemoryError is raised by this fake."""
 
+    needs_pixels = True
+
     def __init__(self, gate, *, exc: BaseException | None = None, hold: threading.Event | None = None) -> None:
-        self.gate, self.ladder, self.config, self.exc, self.hold = gate, gate.ladder, gate.config, exc, hold
+        self.gate, self.ladder, self.class_names, self.exc, self.hold = gate, gate.ladder, gate.class_names, exc, hold
         self.returned = threading.Event()
 
     def predict_batch(self, images, questions):
@@ -127,7 +129,7 @@ def test_fault_matrix(setup, expected, tiny_gate, tmp_path):
     if setup.upstream == "refuse":  # a port nothing listens on (free_port released it)
         settings["upstream"] = f"http://127.0.0.1:{free_port()}/v1"
     gate = make_gate(setup.gate, tiny_gate)
-    router = Router(
+    router = AsyncRouter(
         gate,
         family="idefics3",
         metrics=False,
@@ -193,7 +195,7 @@ def test_the_openai_client_sees_typed_errors_and_clean_stream_ends(upstream, tin
 
     def client(scenario: str) -> openai.OpenAI:
         settings = ServerSettings(upstream=upstream.url(scenario), upstream_timeout_s=TIMEOUT, upstream_retries=0)
-        return create_app(settings, router=Router(tiny_gate, family="idefics3", metrics=False))
+        return create_app(settings, router=AsyncRouter(tiny_gate, family="idefics3", metrics=False))
 
     request = chat()
     request.pop("stream")
@@ -233,8 +235,8 @@ def test_a_hung_gate_fails_open_within_budget_and_holds_bounded_memory(tiny_gate
     try:
         for _ in range(12):  # each returns while the gate still hangs: the router never waits for it
             record = router.route(request).record
-            assert record["status"] == "fallback" and record["error"] == "GateTimeoutError"
-            assert record["gate_ms"] >= 100 and not release.is_set()
+            assert record.status == "fallback" and record.error == "GateTimeoutError"
+            assert record.gate_ms >= 100 and not release.is_set()
         gc.collect()
         held = sum(issubclass(type(o), Image.Image) for o in gc.get_objects()) - before
         assert held <= 4  # the images of the four stuck calls at most, not one per request
@@ -245,7 +247,7 @@ def test_a_hung_gate_fails_open_within_budget_and_holds_bounded_memory(tiny_gate
 
 def test_a_client_that_hangs_up_mid_stream_still_leaves_one_record(tiny_gate, tmp_path):
     log = tmp_path / "savings.jsonl"
-    router = Router(tiny_gate, family="idefics3", metrics=False, log=log)
+    router = AsyncRouter(tiny_gate, family="idefics3", metrics=False, log=log)
     with running_proxy(router, scenario="stallstream", upstream_timeout_s=10) as (proxy, _):
         with httpx.stream("POST", f"{proxy}/v1/chat/completions", json=chat(stream=True), timeout=30) as reply:
             assert reply.status_code == 200
@@ -256,11 +258,11 @@ def test_a_client_that_hangs_up_mid_stream_still_leaves_one_record(tiny_gate, tm
     assert records[0]["error"] == "CancelledError", records
 
 
-class BuggyRouter(Router):
+class BuggyRouter(AsyncRouter):
     """A router with a bug in its routing step. No real component fails like this on purpose, so this
     fake stands in for any unexpected exception inside the proxy."""
 
-    def route(self, request, *, override=None):
+    async def _route(self, request, override, record):
         raise RuntimeError("secret /internal/path leaked")
 
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from resgate_router.errors import ConfigError
-from resgate_router.metrics import contains
+from resgate_router.scoring import contains
 from resgate_router.synthetic import KINDS, generate_documents
 
 

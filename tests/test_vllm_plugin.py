@@ -14,7 +14,7 @@ from resgate_router.messages import encode_data_url
 from resgate_router.testing import free_port, make_document_image, vllm_server
 
 from .badimages import png_with_header_size
-from .logs import read_records
+from .logs import RECORD_FIELDS, read_records
 from .upstreams import LOOPBACK_TARGETS, Trap, url_requests
 
 MODEL = "tiny-smolvlm"
@@ -47,7 +47,7 @@ def test_unchanged_openai_client_gets_gated_answers(plugin_server, vllm_server, 
     baseline = plain.chat.completions.create(**request).usage.prompt_tokens
     reply = client.chat.completions.create(**request)
     expected = Router(tiny_gate, family="idefics3", model=tiny_backbone, metrics=False).route(request).record
-    assert reply.usage.prompt_tokens - baseline == expected["routed_tokens"] - expected["baseline_tokens"]
+    assert reply.usage.prompt_tokens - baseline == expected.routed_tokens - expected.baseline_tokens
     forced = client.chat.completions.create(**request, extra_headers={"X-Resgate-Resolution": "low"})
     assert forced.usage.prompt_tokens < baseline
     chunks = list(client.chat.completions.create(**request, stream=True))
@@ -133,6 +133,7 @@ def test_one_record_per_request_with_the_engine_time_on_success_and_failure(plug
     client.close()
     records = read_records(log, before + 3)[before:]
     assert [r["status"] for r in records] == ["routed", "routed", "error"], records
+    assert all(set(r) == RECORD_FIELDS for r in records), records  # the fields of every entry point's records
     assert all(isinstance(r["downstream_ms"], float) and r["downstream_ms"] > 0 for r in records), records
     assert records[2]["error"] == "VLLMValidationError" and records[2]["routed_tokens"] > 0
 

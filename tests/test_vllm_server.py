@@ -12,7 +12,7 @@ import openai
 import pytest
 from resgate_router.adapters.openai_http import AsyncOpenAIAdapter, OpenAIAdapter
 
-from resgate_router import Router
+from resgate_router import AsyncRouter, Router
 from resgate_router.messages import encode_data_url
 from resgate_router.testing import make_document_image
 
@@ -45,7 +45,7 @@ def test_adapter_prompt_tokens_equal_the_accounting_for_every_class(vllm_server,
         for name in CLASSES:
             result = router.complete(chat(page), override=name)
             record = result.record
-            assert result.response.usage.prompt_tokens - baseline == record["routed_tokens"] - record["baseline_tokens"]
+            assert result.response.usage.prompt_tokens - baseline == record.routed_tokens - record.baseline_tokens
             assert result.response.usage.completion_tokens >= 1
 
 
@@ -60,7 +60,7 @@ def test_wrap_openai_client(vllm_server, router):
         response = gated.chat.completions.create(**request, extra_body={"resgate": name})
         expected = router.route(request, override=name).record
         assert isinstance(response, openai.types.chat.ChatCompletion)
-        assert response.usage.prompt_tokens - baseline == expected["routed_tokens"] - expected["baseline_tokens"]
+        assert response.usage.prompt_tokens - baseline == expected.routed_tokens - expected.baseline_tokens
     stream = gated.chat.completions.create(**{**request, "max_tokens": 3}, stream=True, extra_body={"resgate": "low"})
     chunks = list(stream)
     assert chunks and all(isinstance(c, openai.types.chat.ChatCompletionChunk) for c in chunks)
@@ -75,8 +75,8 @@ def test_async_wrap_and_async_adapter(vllm_server, router, tiny_gate, tiny_backb
         response = await gated.chat.completions.create(**chat(PAGES[1]), extra_body={"resgate": "low"})
         await client.close()
         adapter = AsyncOpenAIAdapter(vllm_server)
-        async_router = Router(tiny_gate, adapter, family="idefics3", model=tiny_backbone, metrics=False)
-        result = await async_router.acomplete(chat(PAGES[1]), override="low")
+        async_router = AsyncRouter(tiny_gate, adapter, family="idefics3", model=tiny_backbone, metrics=False)
+        result = await async_router.complete(chat(PAGES[1]), override="low")
         await adapter.aclose()
         return response, result
 

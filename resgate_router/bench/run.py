@@ -19,8 +19,8 @@ from ..datasets import Sample
 from ..errors import ConfigError
 from ..gate.loading import load_gate
 from ..ladder import FULL, Ladder, Rung
-from ..metrics import score
 from ..policies import FamilyPolicy
+from ..scoring import score
 from ..sweep import Sweep, rung_key
 from .gates import GateChoices, fixed_rung, oracle_choices, parse_gate_spec, run_gate
 
@@ -92,10 +92,7 @@ def run_bench(
     }
     policy, families = sweep.policy, {sweep.policy.name: sweep.policy, **(extra_policies or {})}
     plans = {
-        family: [
-            {k: p.plan([size], [None if r == FULL else int(r)]).images[0] for k, r in zip(keys, resolutions)}
-            for size in natives
-        ]
+        family: [{k: p.plan([size], [r]).images[0] for k, r in zip(keys, resolutions)} for size in natives]
         for family, p in families.items()
     }
 

@@ -51,15 +51,15 @@ def main(args: argparse.Namespace) -> int:
         router = Router(gate, family=args.family, model=args.model, on_gate_error="raise", metrics=False)
         parts = [{"type": "image", "image": image}, {"type": "text", "text": args.question}]
         routed = router.route({"messages": [{"role": "user", "content": parts}]})
-        decision, entry = routed.decisions[0], routed.record["images"][0]
+        decision, entry = routed.decisions[0], routed.record.images[0]
         accounting = {
             "family": router.family,
-            "target": entry["target"],
-            "sent": entry["sent"],
+            "target": entry.rung,
+            "sent": entry.sent,
             "processor_kwargs": routed.processor_kwargs,
-            "baseline_tokens": entry["baseline_tokens"],
-            "routed_tokens": entry["routed_tokens"],
-            "saved_tokens": entry["saved_tokens"],
+            "baseline_tokens": entry.baseline_tokens,
+            "routed_tokens": entry.routed_tokens,
+            "saved_tokens": entry.saved_tokens,
         }
     else:
         decision = gate.predict(image, args.question)

@@ -30,6 +30,7 @@ class BatchedGate:
 
     ladder: Any
     config: Any
+    needs_pixels = True
     batch_size: int
     max_pixels: int
     _pool: Any
@@ -39,6 +40,10 @@ class BatchedGate:
 
     def probabilities(self, logits: Any) -> Any:
         raise NotImplementedError
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.config.class_names)
 
     def predict(self, image: ImageInput, question: str) -> GateDecision:
         return self.predict_batch([image], [question])[0]

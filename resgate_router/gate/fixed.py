@@ -15,6 +15,8 @@ __all__ = ["FixedGate"]
 
 
 class FixedGate:
+    needs_pixels = False  # the decision never depends on the image
+
     def __init__(self, label: int, ladder: str | Ladder = "card", class_names: Sequence[str] | None = None) -> None:
         self.ladder = Ladder.parse(ladder)
         if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(self.ladder):
@@ -24,16 +26,24 @@ class FixedGate:
         names = list(class_names or default_class_names(len(self.ladder)))
         self.config = SimpleNamespace(class_names=names, num_classes=len(self.ladder))
 
-    def predict_batch(self, images: Sequence[ImageInput], questions: Sequence[str]) -> list[GateDecision]:
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.config.class_names)
+
+    def predict_batch(self, images: Sequence[ImageInput | None], questions: Sequence[str]) -> list[GateDecision]:
+        """The fixed class for each image. A full rung's expected resolution is the image's own longest
+        side when an image is given (the router passes none: it knows the size from the header)."""
         one_hot = [1.0 if k == self.label else 0.0 for k in range(len(self.ladder))]
-        if self.ladder[self.label] != FULL:  # no need to look at the image
-            decision = GateDecision.from_probabilities(one_hot, self.ladder, self.config.class_names, 0)
-            return [decision for _ in images]
-        # a full rung's expected resolution is the image's own longest side (continuous mode uses it)
+        full = self.ladder[self.label] == FULL
         return [
-            GateDecision.from_probabilities(one_hot, self.ladder, self.config.class_names, max(load_image(im).size))
+            GateDecision.from_probabilities(
+                one_hot,
+                self.ladder,
+                self.config.class_names,
+                max(load_image(im).size) if full and im is not None else 0,
+            )
             for im in images
         ]
 
-    def predict(self, image: ImageInput, question: str) -> GateDecision:
+    def predict(self, image: ImageInput | None, question: str) -> GateDecision:
         return self.predict_batch([image], [question])[0]

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageFilter, ImageOps
 
 from ..images import ImageInput, load_image
-from ..ladder import FULL, Ladder
+from ..ladder import Ladder
 from ..policies import FamilyPolicy, get_policy
 from .decision import GateDecision
 
@@ -76,6 +76,12 @@ class LegibilityGate:
         self.config = SimpleNamespace(class_names=names, num_classes=len(self.ladder))
 
     # ------------------------------------------------------------------ gate protocol
+    needs_pixels = True
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.config.class_names)
+
     def predict(self, image: ImageInput, question: str) -> GateDecision:
         return self.predict_batch([image], [question])[0]
 
@@ -103,7 +109,7 @@ class LegibilityGate:
         """The largest rung from ``label`` up that costs the policy no more tokens than ``label``."""
         if self.policy is None:
             return label
-        costs = [self.policy.visual_tokens(*size, None if r == FULL else int(r)) for r in self.ladder.rungs]
+        costs = [self.policy.visual_tokens(*size, r) for r in self.ladder.rungs]
         while label + 1 < len(costs) and costs[label + 1] <= costs[label]:
             label += 1
         return label

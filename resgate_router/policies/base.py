@@ -1,15 +1,18 @@
 """What a family policy is: how a rung becomes a concrete request, and what an image costs.
 
-A *resolution* here is a numeric rung in px (the image is sent with longest side
-``min(resolution, native)``, never upscaled) or ``None`` for the downstream's default processing
-(the ``full`` rung, i.e. the baseline without the router).
+A *rung* is a ladder position: a longest side in px (the image is sent with longest side
+``min(rung, native)``, never upscaled) or ``FULL`` (``"full"``) for the downstream's default
+processing (the baseline without the router).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..ladder import FULL, Rung
 
 __all__ = ["ImagePlan", "RequestPlan", "FamilyPolicy", "scaled_size"]
 
@@ -19,7 +22,7 @@ class ImagePlan:
     """One image of a request: its native size, the size it is sent at and the tokens it costs."""
 
     native: tuple[int, int]
-    resolution: int | None
+    rung: Rung
     send_size: tuple[int, int]
     tokens: int
     detail: str | None = None  # OpenAI-style APIs only
@@ -57,18 +60,18 @@ class FamilyPolicy:
     #: sizes that cost differently are multiples of this (continuous mode rounds up to it)
     granularity: int = 1
 
-    def plan(self, natives: list[tuple[int, int]], resolutions: list[int | None]) -> RequestPlan:
+    def plan(self, natives: list[tuple[int, int]], rungs: Sequence[Rung]) -> RequestPlan:
         raise NotImplementedError
 
-    def visual_tokens(self, width: int, height: int, resolution: int | None = None) -> int:
-        """Prompt tokens an image of native ``width`` x ``height`` costs when sent at ``resolution``."""
-        return self.plan([(width, height)], [resolution]).images[0].tokens
+    def visual_tokens(self, width: int, height: int, rung: Rung = FULL) -> int:
+        """Prompt tokens an image of native ``width`` x ``height`` costs when sent at ``rung``."""
+        return self.plan([(width, height)], [rung]).images[0].tokens
 
-    def round_up(self, pixels: float, native_long_side: int) -> int | None:
-        """Continuous mode: the smallest supported resolution >= ``pixels``; None once it reaches native."""
+    def round_up(self, pixels: float, native_long_side: int) -> Rung:
+        """Continuous mode: the smallest supported rung >= ``pixels``; ``FULL`` once it reaches native."""
         step = self.granularity
         value = max(step, math.ceil(pixels / step) * step)
-        return None if value >= native_long_side else value
+        return FULL if value >= native_long_side else value
 
     def describe(self) -> dict[str, Any]:
         return {"family": self.name}

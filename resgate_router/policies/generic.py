@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
+from ..ladder import FULL, Rung
 from .base import FamilyPolicy, ImagePlan, RequestPlan, scaled_size
 
 __all__ = ["GenericPolicy"]
@@ -18,14 +20,12 @@ class GenericPolicy(FamilyPolicy):
         self.patch_size, self.merge = patch_size, merge
         self.granularity = patch_size * merge
 
-    def plan(self, natives: list[tuple[int, int]], resolutions: list[int | None]) -> RequestPlan:
+    def plan(self, natives: list[tuple[int, int]], rungs: Sequence[Rung]) -> RequestPlan:
         images = []
-        for (width, height), resolution in zip(natives, resolutions):
-            send = (width, height) if resolution is None else scaled_size(width, height, int(resolution))
+        for (width, height), rung in zip(natives, rungs):
+            send = (width, height) if rung == FULL else scaled_size(width, height, int(rung))
             step = self.patch_size * self.merge
-            images.append(
-                ImagePlan((width, height), resolution, send, math.ceil(send[0] / step) * math.ceil(send[1] / step))
-            )
+            images.append(ImagePlan((width, height), rung, send, math.ceil(send[0] / step) * math.ceil(send[1] / step)))
         return RequestPlan(tuple(images))
 
     def describe(self) -> dict[str, Any]:

@@ -12,8 +12,10 @@ tests check it against the real processor.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
+from ..ladder import FULL, Rung
 from .base import FamilyPolicy, ImagePlan, RequestPlan
 
 __all__ = ["Idefics3Policy", "resized_size", "tile_grid"]
@@ -85,20 +87,18 @@ class Idefics3Policy(FamilyPolicy):
             return single
         return single + self.split_newline_extra + rows * (cols * (self.image_seq_len + 2) + 1)
 
-    def plan(self, natives: list[tuple[int, int]], resolutions: list[int | None]) -> RequestPlan:
-        targets = [self.longest_edge if r is None else min(int(r), max(size)) for size, r in zip(natives, resolutions)]
+    def plan(self, natives: list[tuple[int, int]], rungs: Sequence[Rung]) -> RequestPlan:
+        targets = [self.longest_edge if r == FULL else min(int(r), max(size)) for size, r in zip(natives, rungs)]
         edge = max(targets, default=self.longest_edge)
         kwargs = {} if edge == self.longest_edge else {"size": {"longest_edge": edge}}
         images = []
-        for (width, height), resolution in zip(natives, resolutions):
+        for (width, height), rung in zip(natives, rungs):
             # pre-resize only when routed below the default (the baseline request is left as it was)
             shrink = self.pre_resize and edge < self.longest_edge and edge < max(width, height)
             send = resized_size(width, height, edge) if shrink else (width, height)
             rows, cols = tile_grid(width, height, edge, self.tile_size) if self.do_image_splitting else (0, 0)
             tiles = rows * cols + 1 if rows else 1
-            images.append(
-                ImagePlan((width, height), resolution, send, self.tokens_at(width, height, edge), tiles=tiles)
-            )
+            images.append(ImagePlan((width, height), rung, send, self.tokens_at(width, height, edge), tiles=tiles))
         return RequestPlan(tuple(images), kwargs)
 
     def describe(self) -> dict[str, Any]:

@@ -11,8 +11,10 @@ and the image is pre-resized to ``min(r, native)``. The grid arithmetic mirrors 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
+from ..ladder import FULL, Rung
 from .base import FamilyPolicy, ImagePlan, RequestPlan, scaled_size
 
 __all__ = ["InternVLPolicy"]
@@ -59,16 +61,16 @@ class InternVLPolicy(FamilyPolicy):
         count = cols * rows
         return count + 1 if self.use_thumbnail and count > 1 else count
 
-    def plan(self, natives: list[tuple[int, int]], resolutions: list[int | None]) -> RequestPlan:
+    def plan(self, natives: list[tuple[int, int]], rungs: Sequence[Rung]) -> RequestPlan:
         planned, budgets = [], []
-        for (width, height), resolution in zip(natives, resolutions):
-            if resolution is None:
+        for (width, height), rung in zip(natives, rungs):
+            if rung == FULL:
                 send, budget = (width, height), self.max_patches
             else:
-                send = scaled_size(width, height, int(resolution))
+                send = scaled_size(width, height, int(rung))
                 budget = self.budget(max(send))
             budgets.append(budget)
-            planned.append(ImagePlan((width, height), resolution, send, 0))
+            planned.append(ImagePlan((width, height), rung, send, 0))
         request_budget = max(budgets, default=self.max_patches)
         kwargs = {} if request_budget == self.max_patches else {"max_patches": request_budget}
         # one budget per request: recount every image under the request's budget
@@ -76,7 +78,7 @@ class InternVLPolicy(FamilyPolicy):
         for plan in planned:
             tiles = self.tiles(*plan.send_size, request_budget)
             images.append(
-                ImagePlan(plan.native, plan.resolution, plan.send_size, tiles * self.tokens_per_tile + 2, tiles=tiles)
+                ImagePlan(plan.native, plan.rung, plan.send_size, tiles * self.tokens_per_tile + 2, tiles=tiles)
             )
         return RequestPlan(tuple(images), kwargs)
 

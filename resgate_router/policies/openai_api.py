@@ -5,8 +5,10 @@ A numeric rung <= 512 is sent as ``detail: low``; larger rungs pre-resize and se
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
+from ..ladder import FULL, Rung
 from .base import FamilyPolicy, ImagePlan, RequestPlan, scaled_size
 
 __all__ = ["OpenAIPolicy"]
@@ -29,21 +31,21 @@ class OpenAIPolicy(FamilyPolicy):
         width, height = width * scale, height * scale
         return self.base_tokens + self.tile_tokens * math.ceil(width / 512) * math.ceil(height / 512)
 
-    def plan(self, natives: list[tuple[int, int]], resolutions: list[int | None]) -> RequestPlan:
+    def plan(self, natives: list[tuple[int, int]], rungs: Sequence[Rung]) -> RequestPlan:
         images = []
-        for (width, height), resolution in zip(natives, resolutions):
-            if resolution is not None and int(resolution) <= 512:
+        for (width, height), rung in zip(natives, rungs):
+            if rung != FULL and int(rung) <= 512:
                 send = scaled_size(width, height, 512)
-                images.append(ImagePlan((width, height), resolution, send, self.base_tokens, detail="low"))
+                images.append(ImagePlan((width, height), rung, send, self.base_tokens, detail="low"))
                 continue
-            send = (width, height) if resolution is None else scaled_size(width, height, int(resolution))
+            send = (width, height) if rung == FULL else scaled_size(width, height, int(rung))
             images.append(
                 ImagePlan(
                     (width, height),
-                    resolution,
+                    rung,
                     send,
                     self.high_detail_tokens(*send),
-                    detail=None if resolution is None else "high",
+                    detail=None if rung == FULL else "high",
                 )
             )
         return RequestPlan(tuple(images))

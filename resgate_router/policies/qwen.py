@@ -10,9 +10,11 @@ lands on the same grid.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import ImageError
+from ..ladder import FULL, Rung
 from .base import FamilyPolicy, ImagePlan, RequestPlan, scaled_size
 
 __all__ = ["QwenVLPolicy", "smart_resize"]
@@ -63,16 +65,16 @@ class QwenVLPolicy(FamilyPolicy):
         h, w = smart_resize(height, width, self.factor, self.min_pixels, self.max_pixels)
         return h // self.factor, w // self.factor
 
-    def plan(self, natives: list[tuple[int, int]], resolutions: list[int | None]) -> RequestPlan:
+    def plan(self, natives: list[tuple[int, int]], rungs: Sequence[Rung]) -> RequestPlan:
         images, budget = [], 0
-        for (width, height), resolution in zip(natives, resolutions):
-            send = (width, height) if resolution is None else scaled_size(width, height, int(resolution))
+        for (width, height), rung in zip(natives, rungs):
+            send = (width, height) if rung == FULL else scaled_size(width, height, int(rung))
             rows, cols = self.grid(*send)
             # the budget that leaves this image's grid unchanged: its area after rounding, before the cap
             rounded = round(send[1] / self.factor) * round(send[0] / self.factor) * self.factor**2
             budget = max(budget, min(rounded, self.max_pixels))
-            images.append(ImagePlan((width, height), resolution, send, rows * cols))
-        routed = any(r is not None for r in resolutions)
+            images.append(ImagePlan((width, height), rung, send, rows * cols))
+        routed = any(r != FULL for r in rungs)
         kwargs = (
             {"size": {"shortest_edge": self.min_pixels, "longest_edge": max(budget, self.min_pixels)}} if routed else {}
         )

@@ -23,10 +23,17 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..adapters.openai_http import AsyncOpenAIAdapter
-from ..errors import InputError, ResgateError, UpstreamConnectionError, UpstreamStatusError, UpstreamTimeout
-from ..messages import has_images, remote_urls
-from ..router import Router, elapsed_ms
-from .batcher import GateBatcher
+from ..errors import (
+    ConfigError,
+    InputError,
+    ResgateError,
+    UpstreamConnectionError,
+    UpstreamStatusError,
+    UpstreamTimeout,
+)
+from ..messages import remote_urls
+from ..records import SavingsRecord
+from ..router import AsyncRouter, elapsed_ms
 from .errors import error_response, fetch_failure
 from .routing import build_router
 from .settings import ServerSettings
@@ -39,15 +46,16 @@ _HOP_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-
 OVERRIDE_HEADER = "x-resgate-resolution"
 
 
-def create_app(settings: ServerSettings, *, router: Router | None = None) -> FastAPI:
+def create_app(settings: ServerSettings, *, router: AsyncRouter | None = None) -> FastAPI:
+    """``router``: one built elsewhere (tests, benchmarks); by default :func:`build_router` of the
+    settings. Its gate calls are micro-batched across concurrent requests."""
+    if router is not None and not isinstance(router, AsyncRouter):
+        raise ConfigError(f"the proxy runs an AsyncRouter, got {type(router).__name__}")
     state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["router"] = router or build_router(settings)
-        state["batcher"] = GateBatcher(
-            state["router"], max_batch=settings.gate_max_batch, max_wait_ms=settings.gate_max_wait_ms
-        )
         state["adapter"] = AsyncOpenAIAdapter(
             settings.upstream,
             timeout=settings.upstream_timeout_s,
@@ -58,11 +66,9 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
         try:
             yield
         finally:  # uvicorn drains in-flight requests before this runs
-            await state["batcher"].close()
+            await state["router"].aclose()  # flushes the savings log
             await state["adapter"].aclose()
             await state["http"].aclose()
-            if state["router"].log is not None:
-                state["router"].log.close()
 
     app = FastAPI(title="resgate-router proxy", lifespan=lifespan)
 
@@ -99,18 +105,13 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        router: Router = state["router"]
-        body: dict[str, Any] = {}
+        router: AsyncRouter = state["router"]
         try:
             body = await _read_json(request, settings.max_body_bytes)
-            override = request.headers.get(OVERRIDE_HEADER)
-            if has_images(body):  # only requests with images wait for a gate batch
-                routed = await state["batcher"].route(body, override)
-            else:
-                routed = router.route(body, override=override)
         except Exception as exc:  # refused before routing: still one record per request
-            router.log_rejected(body, exc)
+            router.record_rejected({}, exc)
             raise
+        routed = await router.routed(body, request.headers.get(OVERRIDE_HEADER))  # records a refusal
         auth = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
         adapter: AsyncOpenAIAdapter = state["adapter"]
         kwargs = {"processor_kwargs": routed.processor_kwargs, "headers": auth}
@@ -119,22 +120,20 @@ def create_app(settings: ServerSettings, *, router: Router | None = None) -> Fas
             if body.get("stream"):
                 chunks = adapter.astream(routed.request, **kwargs)
                 first = await anext(chunks, None)  # a failure before the first chunk is still a 502/504
-                routed.record["downstream_ms"] = elapsed_ms(started)  # to the first chunk, as Router.stream
+                routed.record.downstream_ms = elapsed_ms(started)  # to the first chunk, as Router.stream
                 return StreamingResponse(_sse(router, routed.record, first, chunks), media_type="text/event-stream")
-            upstream = await adapter.araw(routed.request, **kwargs)
-            adapter.parse(upstream)  # a 200 that is not a chat completion is the upstream's failure: 502
+            upstream = await adapter.aforward(routed.request, **kwargs)
         except Exception as exc:
             # an image URL the upstream could not fetch is the client's problem (400), not our 502
             failure = None
             if isinstance(exc, UpstreamStatusError):
                 failure = fetch_failure(exc.status_code, exc.body, remote_urls(routed.request))
-            router.log_failure(routed.record, failure or exc, started)
+            router.record_error(routed.record, failure or exc, started)
             if failure is not None:
                 raise failure from exc
             raise
-        routed.record["downstream_ms"] = elapsed_ms(started)
-        router.log_record(routed.record)
-        headers = {"x-resgate-saved-tokens": str(routed.record["saved_tokens"])}
+        router.record_response(routed.record, upstream, started)
+        headers = {"x-resgate-saved-tokens": str(routed.record.saved_tokens)}
         return Response(upstream.content, media_type="application/json", headers=headers)
 
     @app.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
@@ -181,7 +180,10 @@ async def _read_json(request: Request, limit: int) -> dict[str, Any]:
 
 
 async def _sse(
-    router: Router, record: dict[str, Any], first: dict[str, Any] | None, chunks: AsyncGenerator[dict[str, Any], None]
+    router: AsyncRouter,
+    record: SavingsRecord,
+    first: dict[str, Any] | None,
+    chunks: AsyncGenerator[dict[str, Any], None],
 ) -> AsyncIterator[bytes]:
     """The upstream's chunks, re-framed as SSE; a failure mid-stream ends with an error event. The
     request is logged once however the stream ends, a client that hangs up included."""
@@ -199,5 +201,8 @@ async def _sse(
         error = exc
         raise
     finally:
-        router.log_outcome(record, error)
+        if error is None:
+            router.record_response(record, None)
+        else:
+            router.record_error(record, error)
         await chunks.aclose()

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..router import Router
+from ..router import AsyncRouter
 from .settings import GateSettings
 
 __all__ = ["build_router"]
 
 
-def build_router(settings: GateSettings, *, model: str | None = None) -> Router:
+def build_router(settings: GateSettings, *, model: str | None = None) -> AsyncRouter:
     """The router a server runs with; the gate loads now, so a bad gate fails start-up, not a request.
     ``model`` (the served model) is used when the settings name none."""
     from ..gate import FixedGate
@@ -41,8 +41,10 @@ def build_router(settings: GateSettings, *, model: str | None = None) -> Router:
             max_bytes=settings.remote_image_max_bytes,
             allow_private=settings.allow_private_networks,
         )
-    return Router(
+    return AsyncRouter(
         gate,
+        max_batch=settings.gate_max_batch,
+        max_wait_ms=settings.gate_max_wait_ms,
         policy=policy,
         ladder=settings.ladder,
         model=model,

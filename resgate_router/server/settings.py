@@ -34,6 +34,8 @@ class GateSettings(BaseSettings):
     allow_private_networks: bool = Field(default=False, description="let remote image URLs reach non-public addresses")
     remote_image_timeout_s: float = 5.0
     remote_image_max_bytes: int = 20 * 1024 * 1024
+    gate_max_batch: int = Field(default=16, ge=1, description="images per batched gate call")
+    gate_max_wait_ms: float = Field(default=5.0, ge=0, description="how long a request waits to share a gate call")
 
 
 class ServerSettings(GateSettings):
@@ -42,8 +44,6 @@ class ServerSettings(GateSettings):
     upstream: str = Field(description="OpenAI-compatible base URL, e.g. http://vllm:8000/v1")
     host: str = "127.0.0.1"
     port: int = 8080
-    gate_max_batch: int = Field(default=16, ge=1)
-    gate_max_wait_ms: float = Field(default=5.0, ge=0)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # longer than the idle timeouts of clients and load balancers in front (httpx 5 s, AWS ALB 60 s), so
     # they drop an idle connection first: else one can reuse a connection as the proxy closes it (a
