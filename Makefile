@@ -19,6 +19,8 @@ demo: $(STAMP)
 	$(VENV)/bin/resgate demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench-latency: $(STAMP)

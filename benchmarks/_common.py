@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from resgate_router.bench.report import git_sha
+from resgate_router.tools.bench.report import git_sha
 
 CACHE = Path(".cache")
 

@@ -70,13 +70,15 @@ def main(args: argparse.Namespace) -> dict:
 
     from resgate_router import Router, get_policy
     from resgate_router.messages import decode_data_url, encode_data_url
-    from resgate_router.testing import build_tiny_smolvlm, make_document_image, vllm_server
+    from resgate_router.testing import build_tiny_smolvlm, make_document_image
 
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
-        base_url = args.base_url or stack.enter_context(
-            vllm_server(build_tiny_smolvlm(tmp), served_model_name=args.model)
-        )
+        base_url = args.base_url
+        if base_url is None:
+            from resgate_router.tools.servers import vllm_server
+
+            base_url = stack.enter_context(vllm_server(build_tiny_smolvlm(tmp), served_model_name=args.model))
         adapter = stack.enter_context(OpenAIAdapter(base_url, max_retries=0))
         policy = get_policy("idefics3", pre_resize=not args.no_pre_resize)
         router = Router(None, adapter, policy=policy, metrics=False)

@@ -46,7 +46,8 @@ def load_downstream(name: str, device: str, dtype: Any, backbone: str | None = N
         model = AutoModelForImageTextToText.from_pretrained(str(path), dtype=dtype)
         return model.to(device).eval(), _load_processor(path)
     if name == "smolvlm-2.2b":
-        from resgate_router.testing import build_processor, build_tokenizer, smolvlm_2b_config
+        from resgate_router.testing import build_processor, build_tokenizer
+        from resgate_router.tools.model_configs import smolvlm_2b_config
 
         # SmolVLM's special tokens sit at 49152+ here as in the 256M tokenizer: 125 more embedding rows
         # than the real 49,155 (0.01% of the parameters, and no prefill cost: logits_to_keep=1)

@@ -242,7 +242,8 @@ def _healthz(url: str) -> int | None:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
 
-    from resgate_router.testing import build_tiny_gate, free_port
+    from resgate_router.testing import build_tiny_gate
+    from resgate_router.tools.servers import free_port
 
     # the loopback upstream of the test suite: a real HTTP server answering chat completions
     from tests.upstreams import FaultServer

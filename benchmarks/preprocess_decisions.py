@@ -47,8 +47,8 @@ def main(args: argparse.Namespace) -> dict:
     from tqdm import tqdm
 
     from resgate_router import SmolVLMGate, load_image
-    from resgate_router.datasets import load_samples
     from resgate_router.testing import build_tiny_gate, processor_inputs
+    from resgate_router.tools.datasets import load_samples
 
     data = Path(args.data)
     samples = load_samples(data / "qa.jsonl" if data.is_dir() else data).samples[: args.limit]

@@ -5,8 +5,10 @@ throughput ratio at concurrency 1 and 16.
 
 Requests: text only (the proxy's own hop), and a 640x480 page with the constant decision "low", both
 with the default pre-resize and with ``pre_resize=False`` (the page is then forwarded as it came).
+``--gate tiny`` puts a real tiny SmolVLM gate (built offline) in place of the constant decision: the
+page rows then include decoding for the gate and the batched gate call (pre-resize on only).
 
-    python -m benchmarks.proxy_overhead --requests 500 [--output-json benchmarks/results/proxy_overhead.json]
+    python -m benchmarks.proxy_overhead --requests 500 [--gate tiny] [--output-json FILE.json]
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", default="1,16")
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--model", default="tiny-smolvlm")
+    parser.add_argument("--gate", choices=["fixed", "tiny"], default="fixed", help="a constant decision or a tiny gate")
     parser.add_argument("--output-json", default=None)
 
 
@@ -53,10 +56,12 @@ def _load(url: str, body: dict, n: int, concurrency: int) -> tuple[list[float], 
 def main(args: argparse.Namespace) -> dict:
     from resgate_router.adapters.openai_http import safe_processor_kwargs
 
+    from resgate_router import Router
     from resgate_router.messages import encode_data_url
     from resgate_router.server import ServerSettings, create_app
     from resgate_router.server.routing import build_router
-    from resgate_router.testing import build_tiny_smolvlm, make_document_image, serve_app, vllm_server
+    from resgate_router.testing import build_tiny_gate, build_tiny_smolvlm, make_document_image
+    from resgate_router.tools.servers import serve_app, vllm_server
 
     page = encode_data_url(make_document_image(640, 480, lines=8, seed=1))
     bodies = {
@@ -69,12 +74,12 @@ def main(args: argparse.Namespace) -> dict:
         upstream = args.base_url or stack.enter_context(
             vllm_server(build_tiny_smolvlm(tmp), served_model_name=args.model)
         )
-        for pre_resize in (True, False):
-            settings = ServerSettings(
-                upstream=upstream, fixed_class=0, family="idefics3", pre_resize=pre_resize, gate_max_wait_ms=0
-            )
+        gate = {"fixed_class": 0} if args.gate == "fixed" else {"gate": str(build_tiny_gate(f"{tmp}/gate"))}
+        for pre_resize in (True, False) if args.gate == "fixed" else (True,):
+            settings = ServerSettings(upstream=upstream, family="idefics3", pre_resize=pre_resize, **gate)
             router = build_router(settings)
             proxy = stack.enter_context(serve_app(create_app(settings, router=router))) + "/v1"
+            dry = Router(router.gate, policy=router.policy, metrics=False)  # what the proxy forwards
             for kind, content in bodies.items():
                 if kind == "text" and not pre_resize:
                     continue  # same path either way
@@ -84,7 +89,7 @@ def main(args: argparse.Namespace) -> dict:
                     "temperature": 0,
                     "messages": [{"role": "user", "content": content}],
                 }
-                routed = router.route(body)  # what the proxy forwards: the direct side sends exactly this
+                routed = dry.route(body)  # the direct side sends exactly what the proxy forwards
                 kwargs = safe_processor_kwargs(routed.processor_kwargs)
                 direct_body = {**routed.request, **({"mm_processor_kwargs": kwargs} if kwargs else {})}
                 for concurrency in [int(c) for c in args.concurrency.split(",")]:
@@ -101,6 +106,8 @@ def main(args: argparse.Namespace) -> dict:
                             statistics.quantiles(gated, n=100)[98] - statistics.quantiles(direct, n=100)[98], 3
                         ),
                         "throughput_ratio": round(gated_rps / direct_rps, 4),
+                        "proxy_rps": round(gated_rps, 2),
+                        "gate": args.gate,
                     }
                     results["rows"].append(row)
                     print(

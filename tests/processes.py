@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from resgate_router.sweep import RunStore
+from resgate_router.tools.sweep import RunStore
 
 
 def kill_mid_run(args: list[str], store: Path, *, after: int, timeout: float = 120) -> int:

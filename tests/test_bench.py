@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from resgate_router.bench.gates import oracle_choices
-from resgate_router.bench.run import bootstrap_ci
 from resgate_router.cli import main
 from resgate_router.ladder import Ladder
+from resgate_router.tools.bench.gates import oracle_choices
+from resgate_router.tools.bench.run import bootstrap_ci
 from tests.processes import kill_mid_run
 
 
@@ -40,7 +40,7 @@ def test_bootstrap_interval() -> None:
 
 @pytest.fixture(scope="module")
 def documents(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from resgate_router.synthetic import generate_documents
+    from resgate_router.tools.synthetic import generate_documents
 
     return generate_documents(tmp_path_factory.mktemp("docs"), n=2, seed=5, kinds=("receipt", "form"))
 
@@ -110,7 +110,7 @@ def test_a_new_gate_costs_no_downstream_call(documents: Path, resumed, capsys) -
 
 
 def test_the_gate_cost_ratio_pairs_each_item_with_native() -> None:
-    from resgate_router.bench.run import _gate_cost_ratio
+    from resgate_router.tools.bench.run import _gate_cost_ratio
 
     runs = [
         {"full": {"latency_ms": 100.0, "ttft_ms": 40.0}, "512": {"latency_ms": 60.0, "ttft_ms": 10.0}},

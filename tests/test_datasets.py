@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from resgate_router.datasets import DataError, Sample, load_samples, write_samples
+from resgate_router.tools.datasets import DataError, Sample, load_samples, write_samples
 
 
 def _page(path: Path, size: tuple[int, int] = (40, 30)) -> Path:

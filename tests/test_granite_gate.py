@@ -235,7 +235,7 @@ def test_full_size_config_matches_the_model_and_the_cards_adapter_size() -> None
     from transformers import AutoModelForImageTextToText
 
     from resgate_router.gate.granite import TARGET_MODULES
-    from resgate_router.testing import granite_docling_258m_config
+    from resgate_router.tools.model_configs import granite_docling_258m_config
 
     with torch.device("meta"):
         model = AutoModelForImageTextToText.from_config(granite_docling_258m_config())

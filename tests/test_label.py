@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from resgate_router.cli import main
-from resgate_router.labeling import assign_label
+from resgate_router.tools.labeling import assign_label
 from tests.processes import kill_mid_run
 
 
@@ -33,7 +33,7 @@ def test_cares_rule(scores: list[float], tau: float, delta: float | None, label:
 
 @pytest.fixture(scope="module")
 def documents(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from resgate_router.synthetic import generate_documents
+    from resgate_router.tools.synthetic import generate_documents
 
     return generate_documents(tmp_path_factory.mktemp("docs"), n=3, seed=3, kinds=("invoice", "receipt", "form"))
 
@@ -85,7 +85,7 @@ def test_label_with_the_ocr_reader_then_rerun_is_free(documents: Path, clean_run
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["downstream_calls"] == 0 and out.read_bytes() == before
     # the labels file is training data: loads with labels required
-    from resgate_router.datasets import load_samples
+    from resgate_router.tools.datasets import load_samples
 
     assert len(load_samples(out, require_label=True)) == len(items)
 
@@ -129,8 +129,8 @@ def test_label_a_hugging_face_dataset_saves_its_images(tmp_path: Path) -> None:
     training data like any other."""
     import datasets
 
-    from resgate_router.datasets import load_samples
     from resgate_router.testing import make_document_image
+    from resgate_router.tools.datasets import load_samples
 
     features = datasets.Features(
         {"image": datasets.Image(), "question": datasets.Value("string"), "answers": [datasets.Value("string")]}
@@ -182,9 +182,9 @@ def test_label_then_train_then_route_and_bench_with_the_new_gate(
 def test_sweep_joins_content_parts_and_retries_answers_without_a_message(documents: Path, tmp_path: Path) -> None:
     from resgate_router.adapters import CallableAdapter
 
-    from resgate_router.datasets import load_samples
     from resgate_router.policies import get_policy
-    from resgate_router.sweep import RunStore, Sweep
+    from resgate_router.tools.datasets import load_samples
+    from resgate_router.tools.sweep import RunStore, Sweep
 
     samples = load_samples(documents).samples[:2]
     parts = {"choices": [{"message": {"content": [{"type": "text", "text": "to"}, {"type": "text", "text": "tal"}]}}]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from resgate_router import ConfigError
-from resgate_router.scoring import anls, contains, exact_match, relaxed_accuracy, score
+from resgate_router.tools.scoring import anls, contains, exact_match, relaxed_accuracy, score
 
 
 def test_anls_worked_examples():
@@ -40,7 +40,7 @@ def test_score_dispatch():
 
 
 def test_vqa_accuracy_worked_examples():
-    from resgate_router.scoring import normalize_vqa_answer, vqa_accuracy
+    from resgate_router.tools.scoring import normalize_vqa_answer, vqa_accuracy
 
     # EvalAI normalisation: case, punctuation, number words, articles, contractions
     assert normalize_vqa_answer("The Two dogs, isnt it?") == "2 dogs isn't it"
@@ -57,7 +57,7 @@ def test_vqa_accuracy_worked_examples():
 
 
 def test_anls_over_lines():
-    from resgate_router.scoring import anls_lines
+    from resgate_router.tools.scoring import anls_lines
 
     page = "INVOICE\nTotal due: $12.50\n$12.50\nthanks"
     assert anls_lines(page, ["$12.50"]) == 1.0  # the line that is exactly the answer

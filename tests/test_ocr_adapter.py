@@ -17,7 +17,7 @@ from resgate_router.errors import ImageError, InputError
 from resgate_router.gate import FixedGate
 from resgate_router.policies.idefics3 import resized_size
 from resgate_router.router import Router
-from resgate_router.scoring import contains
+from resgate_router.tools.scoring import contains
 
 pytest.importorskip("rapidocr_onnxruntime")
 

@@ -130,7 +130,7 @@ def test_full_size_architecture_has_256m_parameters():
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from resgate_router.testing import smolvlm_256m_config
+    from resgate_router.tools.model_configs import smolvlm_256m_config
 
     config = smolvlm_256m_config()
     with torch.device("meta"):

@@ -22,7 +22,8 @@ from PIL import Image
 from resgate_router import AsyncRouter, Router
 from resgate_router.messages import decode_data_url, encode_data_url
 from resgate_router.server import ServerSettings, create_app
-from resgate_router.testing import free_port, make_document_image, serve_app
+from resgate_router.testing import make_document_image
+from resgate_router.tools.servers import free_port, serve_app
 
 from .logs import read_records
 from .upstreams import running_proxy, sse_events

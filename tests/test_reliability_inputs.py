@@ -26,7 +26,8 @@ from resgate_router.gate.legibility import LegibilityGate
 from resgate_router.messages import decode_data_url
 from resgate_router.policies import get_policy, scaled_size
 from resgate_router.server import ServerSettings, create_app
-from resgate_router.testing import make_document_image, serve_app
+from resgate_router.testing import make_document_image
+from resgate_router.tools.servers import serve_app
 
 from .badimages import encode
 from .badinputs import MAX_BODY, BadInput, corpus

@@ -14,7 +14,8 @@ import pytest
 from resgate_router import AsyncRouter, Router
 from resgate_router.messages import encode_data_url
 from resgate_router.server import ServerSettings, create_app
-from resgate_router.testing import free_port, make_document_image, serve_app
+from resgate_router.testing import make_document_image
+from resgate_router.tools.servers import free_port, serve_app
 
 from .badimages import png_with_header_size
 from .logs import read_records

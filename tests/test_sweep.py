@@ -11,9 +11,9 @@ import pytest
 from resgate_router.adapters.hf_transformers import HFAdapter
 
 from resgate_router.cli import main
-from resgate_router.datasets import Sample, load_samples
 from resgate_router.policies import get_policy
-from resgate_router.sweep import RunStore, Sweep
+from resgate_router.tools.datasets import Sample, load_samples
+from resgate_router.tools.sweep import RunStore, Sweep
 
 
 class CountingEngine:
@@ -33,7 +33,7 @@ class CountingEngine:
 
 @pytest.fixture(scope="module")
 def documents(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from resgate_router.synthetic import generate_documents
+    from resgate_router.tools.synthetic import generate_documents
 
     return generate_documents(tmp_path_factory.mktemp("docs"), n=3, seed=11, kinds=("invoice", "receipt", "form"))
 

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from resgate_router.errors import ConfigError
-from resgate_router.scoring import contains
-from resgate_router.synthetic import KINDS, generate_documents
+from resgate_router.tools.scoring import contains
+from resgate_router.tools.synthetic import KINDS, generate_documents
 
 
 def _items(qa: Path) -> list[dict]:

@@ -13,9 +13,9 @@ from safetensors.torch import load_file
 
 from resgate_router.cli import main
 from resgate_router.testing import make_document_image
-from resgate_router.training import TrainConfig, evaluate_gate, train_gate
-from resgate_router.training.report import classification_metrics
-from resgate_router.training.trainer import class_weights, split_indices
+from resgate_router.tools.training import TrainConfig, evaluate_gate, train_gate
+from resgate_router.tools.training.report import classification_metrics
+from resgate_router.tools.training.trainer import class_weights, split_indices
 
 # The label is a visible property of the image: which colour tints the page.
 COLOURS = [(200, 40, 40), (40, 170, 40), (40, 60, 200)]
@@ -65,8 +65,8 @@ def trained(tmp_path_factory, tiny_backbone, sets):
 
 def test_head_learns_a_visible_property_and_the_gate_reloads(trained, sets, tmp_path, capsys):
     from resgate_router import SmolVLMGate
-    from resgate_router.datasets import load_samples
     from resgate_router.gate.loading import load_gate
+    from resgate_router.tools.datasets import load_samples
 
     out, cache, _ = trained
     report = tmp_path / "eval.json"
@@ -129,8 +129,8 @@ def test_feature_cache_is_reused_and_keyed_by_setting(trained, sets, tiny_backbo
     assert evaluate_gate(out, sets["train"], cache_dir=cache, progress=False)["cache"]["misses"] == 0  # same cache
 
     from resgate_router import SmolVLMGate
-    from resgate_router.datasets import load_samples
-    from resgate_router.training.features import extract_features
+    from resgate_router.tools.datasets import load_samples
+    from resgate_router.tools.training.features import extract_features
 
     samples = load_samples(sets["train"]).samples[:2]
 
@@ -145,8 +145,8 @@ def test_feature_cache_is_reused_and_keyed_by_setting(trained, sets, tiny_backbo
 
 
 def test_sample_keys_follow_content_not_ids(tmp_path):
-    from resgate_router.datasets import Sample
-    from resgate_router.training.features import sample_key
+    from resgate_router.tools.datasets import Sample
+    from resgate_router.tools.training.features import sample_key
 
     page = tinted_page(0, 1)
     page.save(tmp_path / "a.png")
@@ -163,8 +163,8 @@ def test_sample_keys_follow_content_not_ids(tmp_path):
 
 def test_interrupted_extraction_keeps_finished_batches(tmp_path, tiny_backbone):
     from resgate_router import SmolVLMGate
-    from resgate_router.datasets import DataError, load_samples
-    from resgate_router.training.features import extract_features
+    from resgate_router.tools.datasets import DataError, load_samples
+    from resgate_router.tools.training.features import extract_features
 
     data = write_set(tmp_path, 5, 0)
     (tmp_path / "img" / "4.png").write_bytes(b"broken")  # the last batch fails (strict) after two finished

@@ -11,7 +11,8 @@ import pytest
 
 from resgate_router import Router
 from resgate_router.messages import encode_data_url
-from resgate_router.testing import free_port, make_document_image, vllm_server
+from resgate_router.testing import make_document_image
+from resgate_router.tools.servers import free_port, vllm_server
 
 from .badimages import png_with_header_size
 from .logs import RECORD_FIELDS, read_records

@@ -135,7 +135,7 @@ def running_proxy(router: Any = None, *, scenario: str = "ok", **settings: Any) 
     """The proxy (``create_app``, on uvicorn on loopback) in front of a FaultServer answering
     ``scenario`` (unless ``settings`` names another ``upstream``); yields (proxy URL, upstream)."""
     from resgate_router.server import ServerSettings, create_app
-    from resgate_router.testing import serve_app
+    from resgate_router.tools.servers import serve_app
 
     upstream = FaultServer()
     try:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..datasets import LoadedSamples, load_samples
+from ..tools.datasets import LoadedSamples, load_samples
 
 
 def add_downstream_args(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +65,7 @@ def cache_key(args: argparse.Namespace) -> str:
 def make_sweep(args: argparse.Namespace, store_path: Path, *, stream: bool = False) -> Any:
     from ..adapters.base import build_adapters
     from ..policies import get_policy
-    from ..sweep import RunStore, Sweep
+    from ..tools.sweep import RunStore, Sweep
 
     policy = get_policy(args.family or ("idefics3" if args.model is None else None), args.model)
     adapters = build_adapters(args.adapter)

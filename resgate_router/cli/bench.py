@@ -38,12 +38,12 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..bench.report import write_report
-    from ..bench.run import run_bench
     from ..flops import model_cost
     from ..ladder import Ladder
     from ..policies import get_policy
-    from ..scoring import SCORERS
+    from ..tools.bench.report import write_report
+    from ..tools.bench.run import run_bench
+    from ..tools.scoring import SCORERS
 
     ladder = Ladder.parse(args.ladder)  # bad flags fail before any work
     specs = [g.strip() for g in args.gates.split(",") if g.strip()]

@@ -27,7 +27,7 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from .. import cli
-    from ..synthetic import generate_documents
+    from ..tools.synthetic import generate_documents
 
     root = Path(args.dir)
     data = generate_documents(root / "documents", n=args.docs, seed=args.seed)

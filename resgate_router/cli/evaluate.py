@@ -24,8 +24,8 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     # Lazy import: torch, transformers and sklearn load only when this command runs.
-    from ..training.pipeline import evaluate_gate
-    from ..training.report import format_metrics
+    from ..tools.training.pipeline import evaluate_gate
+    from ..tools.training.report import format_metrics
 
     metrics = evaluate_gate(
         args.gate,

@@ -25,8 +25,8 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..labeling import label_samples
     from ..ladder import Ladder
+    from ..tools.labeling import label_samples
 
     ladder = Ladder.parse(args.ladder)  # bad flags fail before any work
     out = Path(args.out)

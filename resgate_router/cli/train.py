@@ -51,11 +51,11 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_config(args: argparse.Namespace) -> object:
-    from ..training.trainer import TrainConfig
+    from ..tools.training.trainer import TrainConfig
 
     defaults = {k: getattr(TrainConfig, k) for k in ("epochs", "batch_size", "lr")}  # the dataclass defaults
     if args.gate == "granite-lora":
-        from ..training.lora import LORA_TRAIN_DEFAULTS as defaults
+        from ..tools.training.lora import LORA_TRAIN_DEFAULTS as defaults
     chosen = {k: defaults[k] if getattr(args, k) is None else getattr(args, k) for k in defaults}
     return TrainConfig(
         **chosen,
@@ -70,7 +70,7 @@ def _train_lora(args: argparse.Namespace, config: object) -> dict:
     from .._extras import require
 
     require("lora", "peft")
-    from ..training.lora import LoraSettings, train_granite_gate
+    from ..tools.training.lora import LoraSettings, train_granite_gate
 
     lora = LoraSettings(
         rank=args.rank,
@@ -94,7 +94,7 @@ def _train_lora(args: argparse.Namespace, config: object) -> dict:
 
 
 def _train_mlp(args: argparse.Namespace, config: object) -> dict:
-    from ..training.pipeline import train_gate
+    from ..tools.training.pipeline import train_gate
 
     return train_gate(
         args.data,
@@ -116,8 +116,8 @@ def _train_mlp(args: argparse.Namespace, config: object) -> dict:
 
 def main(args: argparse.Namespace) -> int:
     # Lazy import: torch, transformers and sklearn load only when this command runs.
-    from ..training.pipeline import CONFUSION_FILE, METRICS_FILE
-    from ..training.report import format_metrics
+    from ..tools.training.pipeline import CONFUSION_FILE, METRICS_FILE
+    from ..tools.training.report import format_metrics
 
     config = _train_config(args)
     metrics = _train_lora(args, config) if args.gate == "granite-lora" else _train_mlp(args, config)

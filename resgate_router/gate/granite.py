@@ -32,6 +32,7 @@ from ..images import DEFAULT_MAX_PIXELS, ImageInput, load_image
 from ..ladder import Ladder
 from .batched import BatchedGate, check_options
 from .decision import default_class_names
+from .lora_adapter import ADAPTER_WEIGHTS, adapter_state, attach_adapter, read_lora_config
 from .profiles import single_tile_image
 from .smolvlm import _backbone_dir, _backbone_reference, _load_processor, _resolve_device_dtype
 
@@ -43,8 +44,6 @@ DEFAULT_PROMPT = "{question}\nWhich image resolution does answering this questio
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 GATE_TYPE = "granite-lora"
 CONFIG_FILE = "config.json"
-ADAPTER_CONFIG = "adapter_config.json"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 @dataclass
@@ -97,56 +96,6 @@ def class_token_ids(tokenizer: Any, tokens: Sequence[str]) -> list[int]:
             raise ConfigError(f"class token {token!r} is {len(encoded)} tokens for this tokenizer, not one")
         ids.append(int(encoded[0]))
     return ids
-
-
-def _lora_config(path: Path) -> Any:
-    from peft import PeftConfig
-
-    if not (path / ADAPTER_CONFIG).is_file():
-        raise GateLoadError(f"{path} has no {ADAPTER_CONFIG}: not a LoRA adapter directory", path=str(path))
-    try:
-        config = PeftConfig.from_pretrained(str(path))
-    except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise GateLoadError(f"unreadable {path / ADAPTER_CONFIG}: {exc}", path=str(path / ADAPTER_CONFIG)) from exc
-    if str(config.peft_type).split(".")[-1].upper() != "LORA":
-        raise GateLoadError(f"{path / ADAPTER_CONFIG}: peft_type {config.peft_type}, expected LORA", path=str(path))
-    return config
-
-
-def _adapter_state(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    file = path / ADAPTER_WEIGHTS
-    if not file.is_file():
-        raise GateLoadError(f"missing adapter weights {file}", path=str(file))
-    try:
-        return load_file(str(file))
-    except (OSError, SafetensorError) as exc:
-        raise GateLoadError(f"cannot read adapter weights {file}: {exc}", path=str(file)) from exc
-
-
-def _attach_adapter(base: torch.nn.Module, lora_config: Any, state: dict[str, torch.Tensor] | None, where: Path) -> Any:
-    """``base`` with LoRA layers (PEFT), loaded from ``state`` when given; every LoRA weight must be there."""
-    from peft import get_peft_model, set_peft_model_state_dict
-
-    lora_config.base_model_name_or_path = base.name_or_path  # the directory actually loaded
-    try:
-        model = get_peft_model(base, lora_config)
-    except ValueError as exc:  # e.g. target modules absent from the base
-        raise GateLoadError(f"adapter {where} does not fit the base model: {exc}", path=str(where)) from exc
-    if state is None:
-        return model
-    try:
-        result = set_peft_model_state_dict(model, state)
-    except RuntimeError as exc:  # shape mismatch
-        raise GateLoadError(f"adapter {where} does not fit the base model: {exc}", path=str(where)) from exc
-    missing = [k for k in result.missing_keys if ".lora_" in k]
-    if missing or result.unexpected_keys:
-        key = (missing or result.unexpected_keys)[0]
-        what = "is missing" if missing else "has unexpected"
-        raise GateLoadError(f"adapter {where} {what} key {key!r}", path=str(where / ADAPTER_WEIGHTS), key=key)
-    return model
 
 
 class GraniteDoclingGate(BatchedGate):
@@ -206,7 +155,7 @@ class GraniteDoclingGate(BatchedGate):
             base = AutoModelForImageTextToText.from_pretrained(str(base_dir), dtype=torch.float32)
         except (OSError, ValueError, KeyError) as exc:
             raise GateLoadError(f"cannot load base model {base_dir}: {exc}", path=str(base_dir)) from exc
-        model = _attach_adapter(base, lora_config, state, where).eval()
+        model = attach_adapter(base, lora_config, state, where).eval()
         if merge:
             model = model.merge_and_unload()  # in float32, before any cast
             model.requires_grad_(False)
@@ -308,7 +257,7 @@ class GraniteDoclingGate(BatchedGate):
             raise ConfigError(f"backbone={str(backbone)!r} and its alias base={str(base)!r} disagree; give one")
         base = backbone if backbone is not None else base
         directory = resolve_dir(path_or_hub_id, "gate")
-        lora_config = _lora_config(directory)
+        lora_config = read_lora_config(directory)
         if (directory / CONFIG_FILE).is_file():
             kind = read_json(directory / CONFIG_FILE).get("gate_type")
             if kind != GATE_TYPE:
@@ -320,7 +269,7 @@ class GraniteDoclingGate(BatchedGate):
             config.base = str(base)
         if probe_size is not None:
             config = GraniteGateConfig(**{**asdict(config), "probe_size": probe_size})
-        state = _adapter_state(directory)
+        state = adapter_state(directory)
         bdir = _backbone_dir(config.base, directory)
         pdir = directory if (directory / "tokenizer_config.json").is_file() else bdir
         lora_config.inference_mode = True

@@ -32,9 +32,9 @@ from typing import Any
 
 import torch
 
+from ...errors import GateError, ImageError
+from ...images import load_image
 from ..datasets import DataError, Sample
-from ..errors import GateError, ImageError
-from ..images import load_image
 
 __all__ = ["FeatureSet", "FeatureCache", "default_cache_dir", "extract_features", "sample_key", "backbone_digest"]
 

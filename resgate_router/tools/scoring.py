@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 from rapidfuzz.distance import Levenshtein
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = [
     "anls",

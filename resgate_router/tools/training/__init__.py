@@ -11,7 +11,7 @@ __all__ = ["train_gate", "evaluate_gate", "TrainConfig"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from .._extras import require
+        from ..._extras import require
 
         require("train", "torch", "sklearn", "tqdm", "matplotlib")
         from . import pipeline, trainer

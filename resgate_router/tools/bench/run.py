@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ...errors import ConfigError
+from ...gate.loading import load_gate
+from ...ladder import FULL, Ladder, Rung
+from ...policies import FamilyPolicy
 from ..datasets import Sample
-from ..errors import ConfigError
-from ..gate.loading import load_gate
-from ..ladder import FULL, Ladder, Rung
-from ..policies import FamilyPolicy
 from ..scoring import score
 from ..sweep import Sweep, rung_key
 from .gates import GateChoices, fixed_rung, oracle_choices, parse_gate_spec, run_gate

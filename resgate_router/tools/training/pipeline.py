@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...ladder import Ladder
 from ..datasets import DataError, LoadedSamples, Sample, load_samples
-from ..ladder import Ladder
 from .features import FeatureSet, extract_features
 from .report import classification_metrics, write_confusion_png
 from .trainer import SELECTION_METRIC, TrainConfig, train_head
@@ -98,7 +98,7 @@ def train_gate(
 ) -> dict[str, Any]:
     """Train a gate head on labeled ``data`` over a frozen ``backbone``; write the gate directory,
     ``metrics.json`` and ``confusion_matrix.png`` to ``out``; return the metrics."""
-    from ..gate import SmolVLMGate
+    from ...gate import SmolVLMGate
 
     config = config or TrainConfig()
     config.check()
@@ -216,9 +216,9 @@ def evaluate_gate(
 ) -> dict[str, Any]:
     """Metrics of a gate (a directory, Hub id or gate object) on labeled ``data``. An MLP gate reads
     backbone features through the same cache as ``train_gate``; other gates run ``predict_batch``."""
-    from ..gate.decision import class_names_of
-    from ..gate.loading import load_gate
-    from ..gate.smolvlm import SmolVLMGate
+    from ...gate.decision import class_names_of
+    from ...gate.loading import load_gate
+    from ...gate.smolvlm import SmolVLMGate
 
     source = str(gate)
     if isinstance(gate, (str, Path)):

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...errors import GateError, ImageError
+from ...gate.granite import DEFAULT_PROMPT, TARGET_MODULES, GraniteDoclingGate
+from ...ladder import Ladder
 from ..datasets import DataError, Sample
-from ..errors import GateError, ImageError
-from ..gate.granite import DEFAULT_PROMPT, TARGET_MODULES, GraniteDoclingGate
-from ..ladder import Ladder
 from .pipeline import check_two_classes, data_report, load_training_data, write_training_report
 from .trainer import TrainConfig, class_weights, run_epochs, split_indices
 

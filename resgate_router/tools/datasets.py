@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._extras import require
-from .errors import InputError
+from .._extras import require
+from ..errors import InputError
 
 __all__ = ["Sample", "LoadedSamples", "DataError", "load_samples", "write_samples"]
 

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...errors import ConfigError
+from ...ladder import FULL, Ladder, Rung
 from ..datasets import Sample
-from ..errors import ConfigError
-from ..ladder import FULL, Ladder, Rung
 
 __all__ = ["GateChoices", "parse_gate_spec", "fixed_rung", "oracle_choices", "run_gate"]
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
+from ..ladder import Ladder
 from .datasets import Sample, write_samples
-from .errors import ConfigError
-from .ladder import Ladder
 from .scoring import score
 from .sweep import Sweep, rung_key
 

@@ -21,12 +21,12 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from .adapters.models import ChatResponse
+from ..adapters.models import ChatResponse
+from ..errors import ConfigError
+from ..ladder import FULL, Ladder, Rung
+from ..policies import FamilyPolicy
+from ..router import Router
 from .datasets import Sample
-from .errors import ConfigError
-from .ladder import FULL, Ladder, Rung
-from .policies import FamilyPolicy
-from .router import Router
 
 __all__ = ["RunStore", "Sweep", "rung_key"]
 

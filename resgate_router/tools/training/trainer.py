@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
-from ..gate.model import make_head
+from ...errors import ConfigError
+from ...gate.model import make_head
 
 __all__ = [
     "TrainConfig",
