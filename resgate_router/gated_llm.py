@@ -36,6 +36,20 @@ class GatedLLM:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.llm, name)
 
+    def _route_all(self, requests: list[dict[str, Any]]) -> list[Any]:
+        """One batched routing of every prompt; when one fails (as the router's settings ask), none is
+        sent and each still gets its one record."""
+        routed = self.router.route_batch(requests, return_exceptions=True)
+        failed = next((r for r in routed if isinstance(r, Exception)), None)
+        if failed is None:
+            return routed
+        for request, result in zip(requests, routed):
+            if isinstance(result, Exception):
+                self.router.record_rejected(request, result)
+            else:
+                self.router.record_error(result.record, failed)
+        raise failed
+
     def chat(
         self,
         messages: Sequence[Any],
@@ -47,7 +61,7 @@ class GatedLLM:
         """``vllm.LLM.chat``: one conversation or a list of them."""
         single = bool(messages) and isinstance(messages[0], dict)
         conversations = [list(messages)] if single else [list(c) for c in messages]
-        routed = self.router.route_batch([{"messages": c} for c in conversations])
+        routed = self._route_all([{"messages": c} for c in conversations])
 
         def run(indices: list[int]) -> list[Any]:  # one engine call per set of processor settings
             merged = {**(mm_processor_kwargs or {}), **routed[indices[0]].processor_kwargs} or None
@@ -70,7 +84,7 @@ class GatedLLM:
             text = item.get("prompt", "") if isinstance(item, dict) else str(item)
             parts = [{"type": "image", "image": image} for image in images] + [{"type": "text", "text": text}]
             requests.append({"messages": [{"role": "user", "content": parts}]})
-        routed = self.router.route_batch(requests)
+        routed = self._route_all(requests)
         rewritten = []
         for item, result in zip(items, routed):
             if not isinstance(item, dict) or result.record.status == "passthrough":

@@ -88,3 +88,19 @@ def test_one_record_per_prompt_when_the_engine_succeeds_and_when_it_raises(vllm_
     assert [r["status"] for r in records] == ["routed", "routed", "error"], records
     assert all(set(r) == RECORD_FIELDS for r in records), records  # the fields of every entry point's records
     assert all(isinstance(r["downstream_ms"], float) for r in records) and records[2]["error"] == "VLLMValidationError"
+
+
+def test_a_prompt_refused_by_the_router_sends_none_and_records_each(vllm_llm, tiny_gate, tmp_path):
+    from resgate_router import ImageError
+
+    from .logs import RECORD_FIELDS, read_records
+
+    log = tmp_path / "savings.jsonl"
+    gated = GatedLLM(vllm_llm, tiny_gate, metrics=False, log=log, on_bad_input="raise")
+    bad = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]
+    with pytest.raises(ImageError):
+        gated.chat([conversation(PAGES[1]), bad], GREEDY, use_tqdm=False)
+    gated.router.close()
+    records = read_records(log, 2)
+    assert [r["status"] for r in records] == ["error", "error"] and all(set(r) == RECORD_FIELDS for r in records)
+    assert all(r["downstream_ms"] is None for r in records)  # nothing reached the engine

@@ -9,6 +9,7 @@ test_vllm_plugin.py and test_gated_llm.py with the same field check (``RECORD_FI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import httpx
@@ -136,19 +137,32 @@ def test_a_request_refused_before_the_downstream_is_one_record_too(tmp_path):
     assert record["status"] == "error" and record["downstream_ms"] is None
 
 
-@pytest.mark.parametrize("outcome", ["ok", "always503"])
-def test_hooks_fire_in_order(upstream, tiny_gate, outcome):
-    seen = []
-    router = Router(tiny_gate, OpenAIAdapter(upstream.url(outcome), max_retries=0), family="idefics3", metrics=False)
+def _hooked(router, seen):
     router.on("gate_decision", lambda record, decisions: seen.append(("gate_decision", len(decisions))))
     router.on("request_routed", lambda routed: seen.append(("request_routed", routed.record.status)))
     router.on("response_received", lambda record, response: seen.append(("response_received", record.status)))
     router.on("error", lambda record, exc: seen.append(("error", type(exc).__name__)))
-    with router:
-        try:
-            router.complete(chat())
-        except Exception:
-            pass
+    return router
+
+
+@pytest.mark.parametrize("outcome", ["ok", "always503"])
+@pytest.mark.parametrize("kind", ["Router", "AsyncRouter"])
+def test_hooks_fire_in_order(upstream, tiny_gate, outcome, kind):
+    seen = []
+    url = upstream.url(outcome)
+    if kind == "Router":
+        with _hooked(Router(tiny_gate, OpenAIAdapter(url, max_retries=0), family="idefics3", metrics=False), seen) as r:
+            with contextlib.suppress(Exception):
+                r.complete(chat())
+    else:
+
+        async def run():
+            adapter = AsyncOpenAIAdapter(url, max_retries=0)
+            async with _hooked(AsyncRouter(tiny_gate, adapter, family="idefics3", metrics=False), seen) as r:
+                with contextlib.suppress(Exception):
+                    await r.complete(chat())
+
+        asyncio.run(run())
     last = ("response_received", "routed") if outcome == "ok" else ("error", "UpstreamStatusError")
     assert seen == [("gate_decision", 1), ("request_routed", "routed"), last]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..ladder import Ladder, Rung
 
-__all__ = ["GateDecision", "default_class_names", "class_names_of"]
+__all__ = ["GateDecision", "default_class_names"]
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -17,12 +17,6 @@ def default_class_names(num_classes: int) -> list[str]:
     if num_classes == 3:
         return ["low", "medium", "high"]
     return [f"class_{k}" for k in range(num_classes)]
-
-
-def class_names_of(gate: Any, num_classes: int) -> list[str]:
-    """The gate's own class names (``gate.config.class_names``), else the defaults for its size."""
-    names = getattr(getattr(gate, "config", None), "class_names", None)
-    return list(names) if names else default_class_names(num_classes)
 
 
 @dataclass(frozen=True)

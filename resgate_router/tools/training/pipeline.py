@@ -216,7 +216,6 @@ def evaluate_gate(
 ) -> dict[str, Any]:
     """Metrics of a gate (a directory, Hub id or gate object) on labeled ``data``. An MLP gate reads
     backbone features through the same cache as ``train_gate``; other gates run ``predict_batch``."""
-    from ...gate.decision import class_names_of
     from ...gate.loading import load_gate
     from ...gate.smolvlm import SmolVLMGate
 
@@ -224,7 +223,7 @@ def evaluate_gate(
     if isinstance(gate, (str, Path)):
         gate = load_gate(gate, device=device, dtype=dtype)
     loaded = load_samples(data, strict=strict, require_label=True)
-    names = class_names_of(gate, len(gate.ladder))
+    names = list(gate.class_names)
     check_labels(loaded.samples, len(names), "the gate")
     features = None
     samples = loaded.samples
