@@ -6,7 +6,7 @@ resized images and, per prompt, the family's processor settings. Everything else
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from .adapters._conversation import run_grouped
 from .messages import to_wire
@@ -17,7 +17,7 @@ __all__ = ["GatedLLM"]
 
 def _detect_model(llm: Any) -> str | None:
     try:
-        return llm.llm_engine.model_config.model
+        return cast("str | None", llm.llm_engine.model_config.model)
     except AttributeError:
         return None
 
@@ -67,10 +67,10 @@ class GatedLLM:
             merged = {**(mm_processor_kwargs or {}), **routed[indices[0]].processor_kwargs} or None
             params = [sampling_params[i] for i in indices] if isinstance(sampling_params, list) else sampling_params
             batch = [to_wire(routed[i].request, pil_parts=True)["messages"] for i in indices]
-            return self.llm.chat(batch, params, *args, mm_processor_kwargs=merged, **kwargs)
+            return cast(list[Any], self.llm.chat(batch, params, *args, mm_processor_kwargs=merged, **kwargs))
 
         with self.router.recorded(*(item.record for item in routed)):  # one engine call (or a few) for all
-            outputs = run_grouped([item.processor_kwargs for item in routed], run)
+            outputs: list[Any] = run_grouped([item.processor_kwargs for item in routed], run)
         return outputs
 
     def generate(self, prompts: Any, sampling_params: Any = None, *args: Any, **kwargs: Any) -> list[Any]:
@@ -97,5 +97,7 @@ class GatedLLM:
             rewritten.append({**item, "multi_modal_data": data, **({"mm_processor_kwargs": kw} if kw else {})})
         single = len(rewritten) == 1 and isinstance(prompts, (str, dict))
         with self.router.recorded(*(item.record for item in routed)):
-            outputs = self.llm.generate(rewritten[0] if single else rewritten, sampling_params, *args, **kwargs)
+            outputs: list[Any] = self.llm.generate(
+                rewritten[0] if single else rewritten, sampling_params, *args, **kwargs
+            )
         return outputs

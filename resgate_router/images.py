@@ -12,7 +12,7 @@ import os
 import struct
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import IO, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -21,7 +21,7 @@ from .errors import ImageError, ImageTooLargeError
 
 __all__ = ["ImageInput", "DEFAULT_MAX_PIXELS", "load_image", "probe_size", "to_rgb"]
 
-ImageInput = Union[Image.Image, str, os.PathLike, bytes, bytearray]
+ImageInput = Union[Image.Image, str, os.PathLike[str], bytes, bytearray]
 
 #: Default pixel limit (about 8K x 8K). Larger images are refused before their pixels are decoded.
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -83,7 +83,7 @@ def probe_size(source: ImageInput, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> t
     return (image.height, image.width) if orientation in _TRANSPOSED else image.size
 
 
-def _decode(stream: io.IOBase, what: str, max_pixels: int, *, header_only: bool = False) -> Image.Image:
+def _decode(stream: IO[bytes], what: str, max_pixels: int, *, header_only: bool = False) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -47,7 +47,7 @@ class Ladder:
         numeric = [r for r in self.rungs if r != FULL]
         if FULL in self.rungs and self.rungs[-1] != FULL:
             raise ConfigError("'full' can only be the last rung of a ladder")
-        if any(b <= a for a, b in zip(numeric, numeric[1:])):  # type: ignore[operator]
+        if any(b <= a for a, b in zip(numeric, numeric[1:])):
             raise ConfigError(f"ladder rungs must increase strictly, got {list(self.rungs)}")
 
     @classmethod

@@ -13,7 +13,7 @@ import copy
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from PIL import Image
@@ -220,7 +220,9 @@ def rewrite_images(
     out = dict(request)
     out["messages"] = [copy.copy(m) for m in request["messages"]]
     for ref, size, detail in zip(refs, sizes, details):
-        image = resize_image(ref.image, size, Image.Resampling.LANCZOS) if size is not None and ref.local else None
+        image: Image.Image | None = None
+        if size is not None and ref.local:  # a local image has pixels
+            image = resize_image(cast(Image.Image, ref.image), size, Image.Resampling.LANCZOS)
         if image is None and not encode and ref.decoded:
             image = ref.image
         if image is None and detail is None:

@@ -20,10 +20,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request  # module level: FastAPI resolves the handler's annotations from here
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from .records import SavingsRecord
 
 __all__ = ["ResgateEndpointPlugin"]
 
@@ -73,7 +78,7 @@ class _URLGuard:
     def _guarded(scope: Any) -> bool:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] == CHAT_PATH:
             return False
-        content_type = dict(scope.get("headers", [])).get(b"content-type", b"")
+        content_type: bytes = dict(scope.get("headers", [])).get(b"content-type", b"")
         return content_type.split(b";")[0].strip().lower() == b"application/json"
 
 
@@ -100,7 +105,7 @@ def _finish(router: Any, routed: Any, response: Any, started: float) -> Any:
     return error_response(failure) if failure is not None else response
 
 
-async def _logged_stream(router: Any, record: dict[str, Any], chunks: Any, started: float) -> Any:
+async def _logged_stream(router: Any, record: SavingsRecord, chunks: Any, started: float) -> Any:
     """vLLM's SSE chunks, passed on; the record is logged once the stream ends, however it ends (an
     error event from the engine and a client that hangs up are failures)."""
     from .errors import UpstreamProtocolError
@@ -148,7 +153,7 @@ class ResgateEndpointPlugin:
         logger.info("resgate plugin: gating %s with %s (family %s)", CHAT_PATH, settings.gate, router.family)
         return router
 
-    def attach_router(self, app: Any) -> None:
+    def attach_router(self, app: FastAPI) -> None:
         from fastapi.routing import APIRoute
         from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 

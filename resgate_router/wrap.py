@@ -105,7 +105,7 @@ class _RecordedStream:
 
 
 class _AsyncRecordedStream(_RecordedStream):
-    async def __aiter__(self) -> AsyncIterator[Any]:  # type: ignore[override]
+    async def __aiter__(self) -> AsyncIterator[Any]:
         try:
             async for chunk in self._stream:
                 yield self._chunk(chunk)
@@ -153,7 +153,7 @@ class _Completions:
 
 
 class _AsyncCompletions(_Completions):
-    async def create(self, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def create(self, **kwargs: Any) -> Any:
         from .router import AsyncRouter
 
         router, client = self._wrapper._router, self._wrapper._client

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .decision import GateDecision
 from .fixed import FixedGate
 from .legibility import LegibilityGate
 from .loading import load_gate
+
+if TYPE_CHECKING:
+    from .granite import GraniteDoclingGate
+    from .onnx import OnnxGate
+    from .smolvlm import SmolVLMGate
 
 __all__ = [
     "GateDecision",

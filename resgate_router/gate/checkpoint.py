@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -41,7 +42,8 @@ def is_own_format(directory: Path) -> bool:
     if not config.is_file():
         return False
     try:
-        return json.loads(config.read_text()).get("model_type") == "resgate"
+        settings: dict[str, object] = json.loads(config.read_text())
+        return settings.get("model_type") == "resgate"
     except (json.JSONDecodeError, OSError) as exc:
         raise GateLoadError(f"unreadable gate config {config}: {exc}", path=str(config)) from exc
 
@@ -65,7 +67,7 @@ def load_state_dict(file: Path) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             return load_file(str(file))
-        return torch.load(str(file), map_location="cpu", weights_only=True)
+        return cast(dict[str, torch.Tensor], torch.load(str(file), map_location="cpu", weights_only=True))
     except Exception as exc:  # corrupt archives raise many types; all mean "unreadable file"
         raise GateLoadError(f"cannot read weights file {file}: {exc}", path=str(file)) from exc
 

@@ -9,7 +9,7 @@ token, so under causal attention the real tokens' features do not change.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -51,4 +51,4 @@ class CompiledRunner:
     @torch.inference_mode()
     def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         rows = batch["input_ids"].shape[0]
-        return self.compiled(**self.pad(batch)).logits[:rows].clone()
+        return cast(torch.Tensor, self.compiled(**self.pad(batch)).logits[:rows].clone())

@@ -13,7 +13,7 @@ __all__ = ["ResGateConfig", "DEFAULT_BACKBONE"]
 DEFAULT_BACKBONE = "HuggingFaceTB/SmolVLM-256M-Instruct"
 
 
-class ResGateConfig(PreTrainedConfig):
+class ResGateConfig(PreTrainedConfig):  # type: ignore[no-untyped-call]  # transformers' __init_subclass__ is untyped
     """Which backbone, feature layer/window, profile, ladder and class names a gate head was
     trained with. ``layer`` is ``"middle"`` or a hidden-state index (0 = embeddings)."""
 

@@ -134,7 +134,7 @@ class DevicePreprocessor:
         """The images' uint8 pixels on the device, in one host-to-device copy."""
         arrays = [np.asarray(image.convert("RGB") if image.mode != "RGB" else image) for image in images]
         flat = torch.from_numpy(np.concatenate([a.reshape(-1) for a in arrays])).to(self.device)
-        pieces = flat.split([a.size for a in arrays])
+        pieces = flat.split([a.size for a in arrays])  # type: ignore[no-untyped-call]  # torch leaves it unannotated
         return [piece.view(a.shape) for piece, a in zip(pieces, arrays)]
 
     def batch(self, images: list[Image.Image], questions: list[object]) -> dict[str, torch.Tensor]:

@@ -17,7 +17,7 @@ import json
 import random
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import onnx
 import torch
@@ -81,7 +81,7 @@ class FastPath(nn.Module):
         has_text = (text.sum(dim=1, keepdim=True) > 0).to(hidden.dtype)
         use = has_text * text + (1 - has_text) * attended
         pooled = (hidden.float() * use.unsqueeze(-1)).sum(dim=1) / use.sum(dim=1, keepdim=True).clamp(min=1)
-        return self.head(pooled).float()
+        return cast(torch.Tensor, self.head(pooled).float())
 
 
 def _example_inputs(gate: SmolVLMGate) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -141,7 +141,8 @@ def _export_graph(gate: SmolVLMGate, file: Path, opset: int) -> None:
             dynamo=True,
             verbose=False,
         )
-    program.save(str(file), external_data=True)  # weights beside the graph: ORT maps them instead of copying
+    # weights beside the graph: ORT maps them instead of copying (dynamo=True always returns a program)
+    cast("torch.onnx.ONNXProgram", program).save(str(file), external_data=True)
     # the exporter logs and keeps its own opset when it cannot convert to the one asked for
     got = next(o.version for o in onnx.load(str(file), load_external_data=False).opset_import if o.domain == "")
     if got != opset:

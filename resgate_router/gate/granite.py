@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -322,7 +322,7 @@ class GraniteDoclingGate(BatchedGate):
         choices = ", ".join(tokens[:-1]) + f" or {tokens[-1]}"
         text = self.config.prompt.replace("{choices}", choices).replace("{question}", question)
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
-        return self.processor.apply_chat_template(messages, add_generation_prompt=True)
+        return cast(str, self.processor.apply_chat_template(messages, add_generation_prompt=True))
 
     def probe(self, image: ImageInput) -> Any:
         """The image the gate sees: longest side ``probe_size``, resized as the processor would."""
@@ -357,7 +357,7 @@ class GraniteDoclingGate(BatchedGate):
             return_dict=True,
         )
         last = batch["attention_mask"].sum(dim=1) - 1  # right padding
-        return out.last_hidden_state[torch.arange(len(last), device=last.device), last]
+        return cast(torch.Tensor, out.last_hidden_state[torch.arange(len(last), device=last.device), last])
 
     def class_logits(self, batch: Any) -> torch.Tensor:
         """Next-token logits of the class tokens only: (batch, classes), float32."""

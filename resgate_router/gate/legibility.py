@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter, ImageOps
@@ -198,4 +199,4 @@ def _band_heights(ink: np.ndarray, stroke: float, *, strip: int) -> np.ndarray:
     cumulative[:, 1:] = np.cumsum(counts.T, axis=1)
     fill = (cumulative[column, end] - cumulative[column, start]) / (heights * strip)
     text_like = (heights >= max(3.0, 2.5 * stroke)) & (heights <= max(3, rows // 8)) & (fill >= 0.03) & (fill <= 0.75)
-    return heights[text_like].astype(np.float64)
+    return cast(np.ndarray, heights[text_like].astype(np.float64))

@@ -4,11 +4,14 @@ it with typed errors and attaching it to a base model (the Granite-Docling gate'
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from ..errors import GateLoadError
+
+if TYPE_CHECKING:
+    from torch.nn.modules.module import _IncompatibleKeys
 
 __all__ = ["ADAPTER_CONFIG", "ADAPTER_WEIGHTS", "read_lora_config", "adapter_state", "attach_adapter"]
 
@@ -55,7 +58,8 @@ def attach_adapter(base: torch.nn.Module, lora_config: Any, state: dict[str, tor
     if state is None:
         return model
     try:
-        result = set_peft_model_state_dict(model, state)
+        # torch's load_state_dict result, which peft annotates as a bare namedtuple
+        result = cast("_IncompatibleKeys", set_peft_model_state_dict(model, state))
     except RuntimeError as exc:  # shape mismatch
         raise GateLoadError(f"adapter {where} does not fit the base model: {exc}", path=str(where)) from exc
     missing = [k for k in result.missing_keys if ".lora_" in k]

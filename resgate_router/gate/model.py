@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
-from transformers.utils import ModelOutput
+from transformers.utils.generic import ModelOutput
 
 from ..errors import ConfigError
 from .config import ResGateConfig
@@ -54,7 +54,7 @@ def masked_mean_pool(
     return (hidden.float() * use.unsqueeze(-1)).sum(dim=1) / lengths
 
 
-def _idefics3_inner(model: nn.Module) -> nn.Module:
+def _idefics3_inner(model: nn.Module) -> Any:  # a transformers module: its submodules and config are untyped
     inner = getattr(model, "model", model)
     if not hasattr(inner, "text_model") or not hasattr(inner, "vision_model"):
         raise ConfigError(f"{type(model).__name__} is not an Idefics3-architecture model")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -129,7 +129,7 @@ class OnnxGate(BatchedGate):
         """Raw head outputs (float32): (batch, classes), or (batch, 1) for a binary gate."""
         inputs = self.prepare(images, questions)
         try:
-            return self.session.run(["logits"], inputs)[0]
+            return cast(np.ndarray, self.session.run(["logits"], inputs)[0])
         except Exception as exc:  # onnxruntime raises its own untyped errors (e.g. out of memory)
             raise GateError(f"ONNX gate forward pass failed: {exc}") from exc
 
@@ -139,7 +139,7 @@ class OnnxGate(BatchedGate):
             high = 1.0 / (1.0 + np.exp(-logits[:, 0]))
             return np.stack([1 - high, high], axis=1)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
+        return cast(np.ndarray, shifted / shifted.sum(axis=1, keepdims=True))
 
     def __repr__(self) -> str:
         return f"OnnxGate(precision={self.precision!r}, profile={self.profile!r}, ladder={self.ladder.spec()!r})"

@@ -14,7 +14,7 @@ resize for the vision encoder, cut into tiles plus a global view, rescale, norma
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -24,6 +24,9 @@ from ..policies.idefics3 import resized_size, tile_grid
 from .pool import parallel_map
 from .profiles import prepare_image
 from .resample import resize_image
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 __all__ = ["Idefics3Preprocessor", "preprocessing_settings"]
 
@@ -67,7 +70,7 @@ class Idefics3Preprocessor:
     """Backbone inputs for (image, question) pairs under a gate profile. ``tokenizer`` is a
     ``tokenizers.Tokenizer`` (padding and truncation are turned off on it)."""
 
-    def __init__(self, settings: dict[str, Any], tokenizer: Any, profile: str) -> None:
+    def __init__(self, settings: dict[str, Any], tokenizer: Tokenizer, profile: str) -> None:
         image = settings["image_processor"]
         self.tile = int(image["max_image_size"]["longest_edge"])
         self.longest_edge = self.tile if profile == "single-tile" else int(image["size"]["longest_edge"])
@@ -77,7 +80,8 @@ class Idefics3Preprocessor:
         tokens = settings["tokens"]
         self.image_token, self.fake, self.global_tag = tokens["image"], tokens["fake_image"], tokens["global_image"]
         self.image_seq_len, self.pad_id = int(tokens["image_seq_len"]), int(tokens["pad_id"])
-        self.prefix, self.suffix = settings["prompt"]["prefix"], settings["prompt"]["suffix"]
+        self.prefix: str = settings["prompt"]["prefix"]
+        self.suffix: str = settings["prompt"]["suffix"]
         self.max_tokens = int(settings["max_tokens"])
         tokenizer.no_padding()
         tokenizer.no_truncation()

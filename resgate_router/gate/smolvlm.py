@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from tokenizers import Tokenizer
@@ -24,6 +24,9 @@ from .decision import default_class_names
 from .model import FeatureBackbone, ResGateModel, make_head
 from .preprocess import Idefics3Preprocessor, preprocessing_settings
 from .profiles import check_profile
+
+if TYPE_CHECKING:
+    from .device_preprocess import DevicePreprocessor
 
 __all__ = ["SmolVLMGate", "SMOLVLM_OPTIONS"]
 
@@ -60,7 +63,7 @@ def _load_processor(directory: Path) -> Any:
     from transformers import AutoProcessor
 
     try:
-        processor = AutoProcessor.from_pretrained(str(directory))
+        processor = AutoProcessor.from_pretrained(str(directory))  # type: ignore[no-untyped-call]
     except (OSError, ValueError, KeyError) as exc:
         raise GateLoadError(f"cannot load the processor from {directory}: {exc}", path=str(directory)) from exc
     processor.tokenizer.padding_side = "right"  # left padding would shift positions and change features
@@ -115,7 +118,7 @@ class SmolVLMGate(BatchedGate):
         # PIL decoding and resizing release the GIL: a batch's images are prepared in parallel.
         self._pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="resgate-prep")
 
-    def _device_preprocessor(self, preprocessing: str) -> Any:
+    def _device_preprocessor(self, preprocessing: str) -> DevicePreprocessor | None:
         """Where the pixel work runs: ``host`` (PIL + numpy threads), ``device`` (torch on the gate's
         device, bit-identical) or ``auto`` (the device when it is a GPU)."""
         if preprocessing not in PREPROCESSING:
@@ -151,7 +154,7 @@ class SmolVLMGate(BatchedGate):
                     str(backbone_dir), dtype=torch.float32, attn_implementation="sdpa"
                 )
             else:
-                full = AutoModelForImageTextToText.from_config(
+                full = AutoModelForImageTextToText.from_config(  # type: ignore[no-untyped-call]
                     AutoConfig.from_pretrained(str(backbone_dir)), attn_implementation="sdpa"
                 )
         except (OSError, ValueError, KeyError) as exc:
@@ -329,7 +332,7 @@ class SmolVLMGate(BatchedGate):
         if not isinstance(question, str):
             raise QuestionError(f"question must be a string, got {type(question).__name__}")
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-        return self.processor.apply_chat_template(messages, add_generation_prompt=False)
+        return cast(str, self.processor.apply_chat_template(messages, add_generation_prompt=False))
 
     def prepare(self, images: Sequence[ImageInput], questions: Sequence[object]) -> dict[str, torch.Tensor]:
         """Backbone inputs (``input_ids``, ``attention_mask``, ``pixel_values``, on the gate's device)

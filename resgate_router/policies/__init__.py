@@ -80,18 +80,23 @@ def get_policy(family: str | None = None, model: str | Path | None = None, **opt
         return policy
     if family in ("qwen2_vl", "qwen3_vl"):
         return QwenVLPolicy.from_processor_config(family, processor) if processor else QwenVLPolicy(family, **options)
-    builtin = {"internvl": InternVLPolicy, "openai": OpenAIPolicy, "generic": GenericPolicy}
+    builtin: dict[str, type[FamilyPolicy]] = {
+        "internvl": InternVLPolicy,
+        "openai": OpenAIPolicy,
+        "generic": GenericPolicy,
+    }
     if family in builtin:
         return builtin[family](**options)
     plugin = _plugins().get(family)
     if plugin is None:
         raise ConfigError(f"unknown model family {family!r}: available are {available_families()}")
-    policy_class = plugin.load()
-    return (
+    policy_class = plugin.load()  # an entry point's object: untyped
+    plugged: FamilyPolicy = (
         policy_class.from_model(directory, **options)
         if directory and hasattr(policy_class, "from_model")
         else policy_class(**options)
     )
+    return plugged
 
 
 def _split_newline_extra(directory: Path | None) -> int:

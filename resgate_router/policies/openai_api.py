@@ -26,10 +26,10 @@ class OpenAIPolicy(FamilyPolicy):
 
     def high_detail_tokens(self, width: int, height: int) -> int:
         scale = min(1.0, 2048 / max(width, height))
-        width, height = width * scale, height * scale
-        scale = min(1.0, 768 / min(width, height))
-        width, height = width * scale, height * scale
-        return self.base_tokens + self.tile_tokens * math.ceil(width / 512) * math.ceil(height / 512)
+        w, h = width * scale, height * scale
+        scale = min(1.0, 768 / min(w, h))
+        w, h = w * scale, h * scale
+        return self.base_tokens + self.tile_tokens * math.ceil(w / 512) * math.ceil(h / 512)
 
     def plan(self, natives: list[tuple[int, int]], rungs: Sequence[Rung]) -> RequestPlan:
         images = []

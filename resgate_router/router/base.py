@@ -352,7 +352,8 @@ class BaseRouter:
         """Time a downstream call the caller makes itself and record each request once it returns
         (put the response in the yielded list) or raises (re-raised unchanged): one call may serve
         several requests (an engine batch)."""
-        started, box = time.perf_counter(), []
+        started = time.perf_counter()
+        box: list[Any] = []
         try:
             yield box
         except BaseException as exc:

@@ -7,11 +7,15 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING
 
 from ..errors import GateError, GateTimeoutError
 from ..gate.decision import GateDecision
 from ..gate.protocol import Gate
 from ..messages import ImageRef
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["GateRunner"]
 
@@ -40,14 +44,14 @@ class GateRunner:
                 raise GateError(f"gate returned {d!r}: not a decision on this {classes}-rung ladder")
         return decisions
 
-    def _call(self, images: list[object], questions: list[str]) -> list[GateDecision]:
+    def _call(self, images: Sequence[Image.Image | None], questions: list[str]) -> list[GateDecision]:
         if self._pool is None or self.timeout is None:
-            return list(self.gate.predict_batch(images, questions))  # type: ignore[arg-type]
+            return list(self.gate.predict_batch(images, questions))
         deadline = time.monotonic() + self.timeout
         # A hung gate holds every worker: fail open within the budget, never queue images in memory.
         if not self._slots.acquire(timeout=self.timeout):
             raise GateTimeoutError(f"gate busy: {_WORKERS} calls still running past their time budget")
-        future = self._pool.submit(self.gate.predict_batch, images, questions)  # type: ignore[arg-type]
+        future = self._pool.submit(self.gate.predict_batch, images, questions)
         future.add_done_callback(lambda _: self._slots.release())
         try:
             return list(future.result(timeout=max(0.0, deadline - time.monotonic())))

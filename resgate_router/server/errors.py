@@ -37,7 +37,7 @@ def error_response(exc: BaseException) -> JSONResponse:
     kind = "invalid_request_error" if status < 500 else "upstream_error" if status in (502, 504) else "server_error"
     # an unexpected error's text may hold internals (paths, values): a public proxy does not echo it
     message = str(exc) if isinstance(exc, ResgateError) else "internal error in resgate-router (logged)"
-    error = {"message": message, "type": kind, "param": None, "code": type(exc).__name__}
+    error: dict[str, object] = {"message": message, "type": kind, "param": None, "code": type(exc).__name__}
     headers = {}
     if isinstance(exc, UpstreamStatusError):
         error["upstream_status"] = exc.status_code

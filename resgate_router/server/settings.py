@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -54,7 +56,7 @@ class ServerSettings(GateSettings):
     send_processor_kwargs: bool = True
 
 
-def load_settings(config_file: str | None = None, **flags: object) -> ServerSettings:
+def load_settings(config_file: str | None = None, **flags: Any) -> ServerSettings:
     """Settings with precedence flags > ``RESGATE_*`` environment > JSON ``config_file`` > defaults."""
     from pydantic_settings import JsonConfigSettingsSource, PydanticBaseSettingsSource
 
