@@ -17,7 +17,7 @@ Nothing here touches the network.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PIL import Image, ImageDraw
 
@@ -96,7 +96,7 @@ def build_tokenizer(*, base_size: int = 384, vocab_size: int = 512) -> Any:
     specials_at[vocab_size - 1] = _END_OF_UTTERANCE
     for slot in free:
         vocab[specials_at.get(slot, f"<|reserved_{slot}|>")] = slot
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=cast(list[tuple[str, str]], merges)))
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     tokenizer.add_special_tokens(_LEADING_SPECIALS + _IMAGE_SPECIALS + [_END_OF_UTTERANCE])

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from ._features import add_backbone_args
+
+if TYPE_CHECKING:
+    from ..tools.training.trainer import TrainConfig
 
 HELP = "Train a gate on labeled data: an MLP head on cached backbone features, or a Granite LoRA adapter."
 
@@ -50,7 +54,7 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
     lora.add_argument("--class-tokens", default=None, help="one single-token answer per class (default 0,1,2,...)")
 
 
-def _train_config(args: argparse.Namespace) -> object:
+def _train_config(args: argparse.Namespace) -> TrainConfig:
     from ..tools.training.trainer import TrainConfig
 
     defaults = {k: getattr(TrainConfig, k) for k in ("epochs", "batch_size", "lr")}  # the dataclass defaults
@@ -66,7 +70,7 @@ def _train_config(args: argparse.Namespace) -> object:
     )
 
 
-def _train_lora(args: argparse.Namespace, config: object) -> dict:
+def _train_lora(args: argparse.Namespace, config: TrainConfig) -> dict:
     from .._extras import require
 
     require("lora", "peft")
@@ -93,7 +97,7 @@ def _train_lora(args: argparse.Namespace, config: object) -> dict:
     )
 
 
-def _train_mlp(args: argparse.Namespace, config: object) -> dict:
+def _train_mlp(args: argparse.Namespace, config: TrainConfig) -> dict:
     from ..tools.training.pipeline import train_gate
 
     return train_gate(

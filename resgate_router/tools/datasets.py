@@ -57,7 +57,7 @@ class Sample:
             image = image.as_posix()
         else:
             raise DataError(f"sample {self.id!r}: only samples with image paths can be written to JSONL")
-        row = {"id": self.id, "image": image, "question": self.question, "answers": list(self.answers)}
+        row: dict[str, Any] = {"id": self.id, "image": image, "question": self.question, "answers": list(self.answers)}
         if self.label is not None:
             row["label"] = self.label
         return {**row, **{k: v for k, v in self.meta.items() if k not in row}}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..errors import ConfigError
 from ..ladder import Ladder
@@ -48,10 +48,11 @@ def label_samples(
     out = Path(out)
     labeled, counts, incomplete = [], [0] * len(ladder), []
     for sample in samples:
-        runs = [sweep.store.get(sample.id, rung_key(r), sweep.model) for r in ladder.rungs]
-        if any(run is None for run in runs):
+        found = [sweep.store.get(sample.id, rung_key(r), sweep.model) for r in ladder.rungs]
+        if any(run is None for run in found):
             incomplete.append(sample.id)
             continue
+        runs = cast(list[dict[str, Any]], found)  # every run there
         scores = [score(metric, run["answer"], sample.answers) for run in runs]
         label = assign_label(scores, tau, delta)
         counts[label] += 1

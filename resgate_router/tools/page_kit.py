@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import random
-from typing import Any
+from typing import Any, cast
 
 from PIL import Image, ImageChops, ImageDraw, ImageFont
 
@@ -67,7 +67,9 @@ _REPORTS = _words("Quarterly Sales Report; Regional Revenue Summary; Shipments b
 
 @functools.lru_cache(maxsize=256)
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.load_default(size=size)  # Aileron (FreeType, Pillow >= 10.1), same on every machine
+    return cast(
+        ImageFont.FreeTypeFont, ImageFont.load_default(size=size)
+    )  # Aileron (FreeType, Pillow >= 10.1), same on every machine
 
 
 class _Page:

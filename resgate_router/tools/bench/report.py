@@ -187,7 +187,9 @@ def pareto_plot(payload: dict[str, Any], path: Path) -> None:
             [t for t, _ in fixed], [s * 100 for _, s in fixed], "-", color="0.6", label="fixed resolutions", zorder=1
         )
     for name, g in gates.items():
-        style = {"marker": "*", "s": 180, "color": "tab:green"} if name == "oracle" else {"marker": "o", "s": 50}
+        style: dict[str, Any] = (
+            {"marker": "*", "s": 180, "color": "tab:green"} if name == "oracle" else {"marker": "o", "s": 50}
+        )
         if "per_class_accuracy" in g:
             style = {"marker": "D", "s": 70, "color": "tab:red"}
         ax.scatter(g["visual_tokens"], g["score"] * 100, zorder=2, **style)

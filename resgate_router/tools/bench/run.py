@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -81,7 +81,7 @@ def run_bench(
             failed.append(sample.id)
         else:
             kept.append(sample)
-            runs.append(row)
+            runs.append(cast(dict[str, dict[str, Any]], row))  # every run there
     if not kept:
         raise ConfigError("no item has a downstream answer at every resolution; see the warnings above")
 

@@ -31,7 +31,7 @@ __all__ = ["LoraSettings", "LORA_TRAIN_DEFAULTS", "ProbeSet", "load_probes", "tr
 
 #: Our defaults for the LoRA run (the card gives none): the MLP head's 64 x 6 epochs at 1e-4 fit a
 #: 258M-parameter forward pass badly.
-LORA_TRAIN_DEFAULTS = {"epochs": 3, "batch_size": 8, "lr": 2e-4}
+LORA_TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 3, "batch_size": 8, "lr": 2e-4}
 
 
 @dataclass
