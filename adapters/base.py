@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, cast
 
 from ..errors import AdapterNotFoundError
 
@@ -84,7 +84,7 @@ def get_adapter_class(name: str) -> type:
     """The adapter class registered as ``name`` (only that module is imported)."""
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
-            return ep.load()
+            return cast(type, ep.load())
     raise AdapterNotFoundError(f"no adapter named {name!r}; available: {available_adapters()}", adapter=name)
 
 

@@ -41,7 +41,7 @@ class HFAdapter(Adapter):
             self.model_id = str(model)
             dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
             model = AutoModelForImageTextToText.from_pretrained(self.model_id, dtype=dtype)
-            processor = processor or AutoProcessor.from_pretrained(self.model_id)
+            processor = processor or AutoProcessor.from_pretrained(self.model_id)  # type: ignore[no-untyped-call]
         else:
             self.model_id = getattr(model, "name_or_path", type(model).__name__)
         if processor is None:

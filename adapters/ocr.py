@@ -21,7 +21,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PIL import Image
 
@@ -90,7 +90,8 @@ class OCRAdapter(Adapter, AsyncAdapter):
         pages = [self._read_ref(ref, edge) for ref in refs]
         text = "\n\n".join("\n".join(lines) for lines in pages)
         response = ChatResponse.from_text(self.model, text, "stop", 0, sum(len(lines) for lines in pages))
-        response.cached = self._local.readings == 0  # every page came from the memo: no OCR time spent
+        # every page came from the memo: no OCR time spent (an extra field: ChatResponse keeps extras)
+        response.cached = self._local.readings == 0  # type: ignore[attr-defined]
         return response
 
     async def acomplete(self, request: dict[str, Any], *, processor_kwargs: dict[str, Any]) -> ChatResponse:
@@ -121,7 +122,7 @@ class OCRAdapter(Adapter, AsyncAdapter):
                 return list(self._cache[key])
             future = self._pending.get(key)
             owner = future is None
-            if owner:
+            if future is None:
                 future = self._pending[key] = Future()
         if not owner:  # another thread is reading this very page: wait for its result
             return list(future.result())
@@ -173,4 +174,4 @@ def _source_digest(ref: ImageRef) -> str:
         return "b:" + hashlib.blake2b(bytes(ref.source), digest_size=16).hexdigest()
     if isinstance(ref.source, Path):
         return "b:" + hashlib.blake2b(ref.source.read_bytes(), digest_size=16).hexdigest()
-    return "p:" + _pixel_digest(ref.image)
+    return "p:" + _pixel_digest(cast(Image.Image, ref.image))  # a local image has pixels

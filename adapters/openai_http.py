@@ -17,9 +17,9 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from pydantic import ValidationError
@@ -74,6 +74,7 @@ def _mapped_errors(url: str) -> Iterator[None]:
 
 class _OpenAIBase:
     name = "openai"
+    client: httpx.Client | httpx.AsyncClient
 
     def __init__(
         self,
@@ -132,7 +133,8 @@ class _OpenAIBase:
                 parsed = email.utils.parsedate_to_datetime(header)
                 if parsed is not None:
                     return min(self.max_backoff, max(0.0, parsed.timestamp() - time.time()))
-        return min(self.max_backoff, self.backoff * 2**attempt)
+        exponential: float = self.backoff * 2**attempt
+        return min(self.max_backoff, exponential)
 
     def check(self, response: httpx.Response, body: str) -> None:
         if response.status_code >= 400:
@@ -157,13 +159,15 @@ class _OpenAIBase:
             return None
         data = line[5:].strip()
         try:
-            return json.loads(data)
+            return cast(dict[str, Any], json.loads(data))
         except json.JSONDecodeError as exc:
             raise UpstreamProtocolError(f"upstream sent an invalid stream chunk: {data[:200]!r}") from exc
 
 
 class OpenAIAdapter(_OpenAIBase, Adapter):
     """Synchronous adapter with a pooled ``httpx.Client`` (pass ``http_client`` to bring your own)."""
+
+    client: httpx.Client
 
     def __init__(self, base_url: str, *, http_client: httpx.Client | None = None, **options: Any) -> None:
         super().__init__(base_url, **options)
@@ -219,6 +223,8 @@ class OpenAIAdapter(_OpenAIBase, Adapter):
 class AsyncOpenAIAdapter(_OpenAIBase, AsyncAdapter):
     """The asyncio twin, on a pooled ``httpx.AsyncClient``."""
 
+    client: httpx.AsyncClient
+
     def __init__(self, base_url: str, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
         super().__init__(base_url, **options)
         self.client = http_client or httpx.AsyncClient(timeout=self.timeout, limits=self.limits)
@@ -268,7 +274,7 @@ class AsyncOpenAIAdapter(_OpenAIBase, AsyncAdapter):
 
     async def astream(
         self, request: dict[str, Any], *, processor_kwargs: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         response = await self._post(self.payload(request, processor_kwargs, stream=True), stream=True, headers=headers)
         try:
             with _mapped_errors(self.base_url):
