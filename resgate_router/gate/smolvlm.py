@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import torch
 from tokenizers import Tokenizer
@@ -21,12 +21,10 @@ from .batched import BatchedGate, check_options
 from .compiled import CompiledRunner
 from .config import DEFAULT_BACKBONE, ResGateConfig
 from .decision import default_class_names
+from .device_preprocess import DevicePreprocessor
 from .model import FeatureBackbone, ResGateModel, make_head
 from .preprocess import Idefics3Preprocessor, preprocessing_settings
 from .profiles import check_profile
-
-if TYPE_CHECKING:
-    from .device_preprocess import DevicePreprocessor
 
 __all__ = ["SmolVLMGate", "SMOLVLM_OPTIONS"]
 
@@ -125,8 +123,6 @@ class SmolVLMGate(BatchedGate):
             raise ConfigError(f"unknown preprocessing {preprocessing!r}: expected one of {list(PREPROCESSING)}")
         if preprocessing == "host" or (preprocessing == "auto" and self.device.type == "cpu"):
             return None
-        from .device_preprocess import DevicePreprocessor
-
         return DevicePreprocessor(self.preprocessor, self.device)
 
     # ---------------------------------------------------------------- construction
