@@ -98,6 +98,33 @@ print('ok')
     assert proc.stdout.strip() == "ok"
 
 
+def test_serving_runs_without_the_tools_extra():
+    """rapidfuzz and tqdm are the tools extra's: the router, the proxy, the plugin and the serving CLI
+    import without them, and a tools module says which extra it needs."""
+    code = """
+import contextlib, io, sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {'rapidfuzz', 'tqdm'}:
+            raise ModuleNotFoundError(f"blocked: {name}")
+sys.meta_path.insert(0, Block())
+import resgate_router.router, resgate_router.server.app, resgate_router.vllm_plugin, resgate_router.gated_llm
+from resgate_router import MissingExtraError, cli
+with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+    cli.main(["serve", "--help"])
+try:
+    import resgate_router.tools.bench.run
+except MissingExtraError as exc:
+    assert exc.extra == 'tools' and "pip install 'resgate-router[tools]'" in str(exc)
+else:
+    raise SystemExit('expected MissingExtraError')
+print('ok')
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
 def test_every_gate_imports_from_the_package_lazily():
     """``from resgate_router import`` every gate kind and ``load_gate``: light names load at once,
     the learned gates only when used, so the import itself pulls no torch, transformers or onnxruntime."""

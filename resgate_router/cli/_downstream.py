@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..tools.datasets import LoadedSamples, load_samples
+if TYPE_CHECKING:  # the tools extra loads when a command that needs it runs
+    from ..tools.datasets import LoadedSamples
 
 
 def add_downstream_args(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,8 @@ def add_downstream_args(parser: argparse.ArgumentParser) -> None:
 
 
 def load_data(args: argparse.Namespace, **kwargs: Any) -> LoadedSamples:
+    from ..tools.datasets import load_samples
+
     loaded = load_samples(args.data, strict=args.strict, **kwargs)
     if loaded.missing:
         print(f"warning: {len(loaded.missing)} samples skipped, image missing (first: {loaded.missing[0]})")
