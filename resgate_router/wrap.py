@@ -48,17 +48,6 @@ def _call_kwargs(kwargs: dict[str, Any], routed: RoutedRequest, send_kwargs: boo
     return out
 
 
-def _route(router: BaseRouter, kwargs: dict[str, Any]) -> RoutedRequest:
-    """The sync router's route, recorded as refused when it raises (one record per request)."""
-    request, override = _chat_request(kwargs)
-    record = router.new_record(request)
-    try:
-        return router._route(request, override, record)  # type: ignore[attr-defined,no-any-return]
-    except Exception as exc:
-        router.record_error(record, exc)
-        raise
-
-
 class _RecordedStream:
     """The client's stream, unchanged to its reader (attributes, ``with``, ``close``), recorded once
     it ends: read to the end or closed (a response), or failed (an error)."""
@@ -139,7 +128,7 @@ class _Completions:
 
     def create(self, **kwargs: Any) -> Any:
         router, client = self._wrapper._router, self._wrapper._client
-        routed = _route(router, kwargs)
+        routed = router.routed(*_chat_request(kwargs))
         started = time.perf_counter()
         try:
             result = client.chat.completions.create(**_call_kwargs(kwargs, routed, self._wrapper._send_kwargs))
@@ -160,7 +149,7 @@ class _AsyncCompletions(_Completions):
         if isinstance(router, AsyncRouter):
             routed = await router.routed(*_chat_request(kwargs))
         else:
-            routed = await asyncio.to_thread(_route, router, kwargs)
+            routed = await asyncio.to_thread(router.routed, *_chat_request(kwargs))
         started = time.perf_counter()
         try:
             result = await client.chat.completions.create(**_call_kwargs(kwargs, routed, self._wrapper._send_kwargs))

@@ -67,19 +67,27 @@ def test_error_tree():
     assert all(issubclass(getattr(e, n), e.ResgateError) for n in e.__all__)
 
 
-BLOCKER = """
+def blocker(*packages: str) -> str:
+    """Python source that makes importing any of ``packages`` fail, as if they were not installed."""
+    return f"""
 import sys, importlib.abc
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in {'torch', 'transformers', 'vllm', 'fastapi'}:
-            raise ModuleNotFoundError(f"blocked: {name}")
+        if name.split('.')[0] in {set(packages)!r}:
+            raise ModuleNotFoundError(f"blocked: {{name}}")
 sys.meta_path.insert(0, Block())
 """
 
 
+def run_ok(code: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
 def test_import_without_heavy_extras():
     code = (
-        BLOCKER
+        blocker("torch", "transformers", "vllm", "fastapi")
         + """
 import resgate_router
 from resgate_router import GateDecision, Ladder, load_image, MissingExtraError
@@ -93,21 +101,16 @@ else:
 print('ok')
 """
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "ok"
+    run_ok(code)
 
 
 def test_serving_runs_without_the_tools_extra():
     """rapidfuzz and tqdm are the tools extra's: the router, the proxy, the plugin and the serving CLI
     import without them, and a tools module says which extra it needs."""
-    code = """
-import contextlib, io, sys, importlib.abc
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in {'rapidfuzz', 'tqdm'}:
-            raise ModuleNotFoundError(f"blocked: {name}")
-sys.meta_path.insert(0, Block())
+    code = (
+        blocker("rapidfuzz", "tqdm")
+        + """
+import contextlib, io
 import resgate_router.router, resgate_router.server.app, resgate_router.vllm_plugin, resgate_router.gated_llm
 from resgate_router import MissingExtraError, cli
 with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
@@ -120,9 +123,8 @@ else:
     raise SystemExit('expected MissingExtraError')
 print('ok')
 """
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "ok"
+    )
+    run_ok(code)
 
 
 def test_every_gate_imports_from_the_package_lazily():

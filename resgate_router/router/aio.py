@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError, ResgateError
+from ..errors import ResgateError
 from ..messages import has_images
 from ..records import SavingsRecord
 from .base import BaseRouter, Pending, RoutedRequest, RouterResponse, elapsed_ms, shares
@@ -103,10 +103,6 @@ class AsyncRouter(BaseRouter):
             self.record_error(record, exc, started if record.downstream_ms is None else None)
             raise
         self.record_response(record, last, started)
-
-    def _need_adapter(self) -> None:
-        if self.adapter is None:
-            raise ConfigError("this router has no adapter: pass adapter=..., or use route() for a dry run")
 
     def wrap(self, client: Any, *, send_processor_kwargs: bool = True) -> Any:
         """An ``openai.AsyncOpenAI`` client whose ``chat.completions.create`` is gated."""

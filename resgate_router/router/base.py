@@ -153,6 +153,10 @@ class BaseRouter:
             raise ConfigError(f"ladder {parsed.spec()!r} does not match the gate's {len(self.gate.ladder)} classes")
         return parsed
 
+    def _need_adapter(self) -> None:
+        if self.adapter is None:
+            raise ConfigError("this router has no adapter: pass adapter=..., or use route() for a dry run")
+
     def on(self, name: HookName, handler: Callable[..., Any]) -> Callable[..., Any]:
         """Subscribe ``handler`` to a lifecycle event (see :mod:`resgate_router.hooks`)."""
         return self.hooks.on(name, handler)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError, ResgateError
+from ..errors import ResgateError
 from ..records import SavingsRecord
 from .base import BaseRouter, Pending, RoutedRequest, RouterResponse, elapsed_ms, shares
 
@@ -63,10 +63,9 @@ class Router(BaseRouter):
         decisions, error, gate_ms = self.decide([pending])
         return self.finish(pending, decisions, error, gate_ms)
 
-    def _routed(self, request: dict[str, Any], override: Any) -> RoutedRequest:
-        """Route for a call that records: a request refused here still gets its one record."""
-        if self.adapter is None:
-            raise ConfigError("this router has no adapter: pass adapter=..., or use route() for a dry run")
+    def routed(self, request: dict[str, Any], override: Any = None) -> RoutedRequest:
+        """:meth:`route` for a caller that forwards the request itself and records the outcome (wrap,
+        GatedLLM): a request refused here is recorded (one record per request)."""
         record = self.new_record(request)
         try:
             return self._route(request, override, record)
@@ -76,7 +75,8 @@ class Router(BaseRouter):
 
     def complete(self, request: dict[str, Any], *, override: Any = None) -> RouterResponse:
         """Route ``request``, send it through the adapter, record it."""
-        routed = self._routed(request, override)
+        self._need_adapter()
+        routed = self.routed(request, override)
         with self.recorded(routed.record) as response:
             response.append(self.adapter.complete(routed.request, processor_kwargs=routed.processor_kwargs))
         return RouterResponse(response[0], routed.record)
@@ -84,7 +84,8 @@ class Router(BaseRouter):
     def stream(self, request: dict[str, Any], *, override: Any = None) -> Iterator[Any]:
         """Route, then yield the adapter's chunks; ``downstream_ms`` is the time to the first chunk and
         the request is recorded when the stream ends (a consumer that stops early: an error)."""
-        routed = self._routed(request, override)
+        self._need_adapter()
+        routed = self.routed(request, override)
         record, started, last = routed.record, time.perf_counter(), None
         try:
             for last in self.adapter.stream(routed.request, processor_kwargs=routed.processor_kwargs):
