@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+from .router import AsyncRouter
 from .router.base import elapsed_ms
 
 if TYPE_CHECKING:
     from .records import SavingsRecord
-    from .router import BaseRouter, RoutedRequest
+    from .router import BaseRouter, RoutedRequest, Router
 
 __all__ = ["wrap", "WrappedOpenAI", "AsyncWrappedOpenAI"]
 
@@ -128,6 +129,7 @@ class _Completions:
 
     def create(self, **kwargs: Any) -> Any:
         router, client = self._wrapper._router, self._wrapper._client
+        assert not isinstance(router, AsyncRouter), "wrap() gives a sync client a Router"
         routed = router.routed(*_chat_request(kwargs))
         started = time.perf_counter()
         try:
@@ -143,8 +145,6 @@ class _Completions:
 
 class _AsyncCompletions(_Completions):
     async def create(self, **kwargs: Any) -> Any:
-        from .router import AsyncRouter
-
         router, client = self._wrapper._router, self._wrapper._client
         if isinstance(router, AsyncRouter):
             routed = await router.routed(*_chat_request(kwargs))
@@ -173,7 +173,7 @@ class WrappedOpenAI:
 
     _completions = _Completions
 
-    def __init__(self, client: Any, router: BaseRouter, *, send_processor_kwargs: bool = True) -> None:
+    def __init__(self, client: Any, router: Router | AsyncRouter, *, send_processor_kwargs: bool = True) -> None:
         self._client, self._router, self._send_kwargs = client, router, send_processor_kwargs
         self.chat = _Chat(self, self._completions)
 
@@ -187,7 +187,7 @@ class AsyncWrappedOpenAI(WrappedOpenAI):
     _completions = _AsyncCompletions
 
 
-def wrap(router: BaseRouter, client: Any, *, send_processor_kwargs: bool = True) -> WrappedOpenAI:
+def wrap(router: Router | AsyncRouter, client: Any, *, send_processor_kwargs: bool = True) -> WrappedOpenAI:
     try:
         import openai
     except ImportError as exc:
@@ -195,8 +195,6 @@ def wrap(router: BaseRouter, client: Any, *, send_processor_kwargs: bool = True)
     if isinstance(client, openai.AsyncOpenAI):
         return AsyncWrappedOpenAI(client, router, send_processor_kwargs=send_processor_kwargs)
     if isinstance(client, openai.OpenAI):
-        from .router import AsyncRouter
-
         if isinstance(router, AsyncRouter):
             raise ConfigError("a sync openai.OpenAI client takes a Router; an AsyncRouter wraps openai.AsyncOpenAI")
         return WrappedOpenAI(client, router, send_processor_kwargs=send_processor_kwargs)
