@@ -1,5 +1,6 @@
 """``resgate train``: train a gate on labeled data: the MLP head over a frozen backbone (features
-cached), or, with ``--gate granite-lora``, a LoRA adapter on Granite-Docling fine-tuned end to end."""
+cached), with ``--gate granite-lora`` a LoRA adapter on Granite-Docling fine-tuned end to end, or with
+``--gate docs`` the offline question-aware gate (no backbone: page analysis + question words + head)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from ..errors import ConfigError
 from ._features import add_backbone_args
 
 if TYPE_CHECKING:
     from ..tools.training.trainer import TrainConfig
 
-HELP = "Train a gate on labeled data: an MLP head on cached backbone features, or a Granite LoRA adapter."
+HELP = "Train a gate on labeled data: an MLP head on backbone features, a Granite LoRA adapter or a docs gate."
 
 
 def add_cli_args(parser: argparse.ArgumentParser) -> None:
@@ -20,16 +22,20 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
         "--data", required=True, help="labeled samples: .jsonl, CARES .parquet, datasets dir or hf:NAME"
     )
     parser.add_argument(
-        "--gate", default="mlp", choices=["mlp", "granite-lora"], help="gate kind to train (default mlp)"
+        "--gate", default="mlp", choices=["mlp", "granite-lora", "docs"], help="gate kind to train (default mlp)"
     )
     parser.add_argument(
-        "--backbone", required=True, help="SmolVLM (mlp) or Granite-Docling (granite-lora) model directory or Hub id"
+        "--backbone",
+        default=None,
+        help="SmolVLM (mlp) or Granite-Docling (granite-lora) model directory or Hub id (docs: none)",
     )
     parser.add_argument("--out", required=True, help="output gate directory (also gets metrics.json and a PNG)")
     parser.add_argument("--profile", default="single-tile", choices=["single-tile", "cares"], help="gate input profile")
     parser.add_argument("--layer", default="middle", help="feature hidden state: 'middle' or an index (0 = embeddings)")
     parser.add_argument("--window", type=int, default=0, help="average hidden states layer-w .. layer+w")
-    parser.add_argument("--ladder", default="card", help="card, cares or rungs like 384,512,full; one class per rung")
+    parser.add_argument(
+        "--ladder", default=None, help="card (default), cares or rungs like 384,512,full; docs: the labels' ladder"
+    )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default 6; granite-lora 3)")
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (default 64; granite-lora 8)")
     parser.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-4; granite-lora 2e-4)")
@@ -38,9 +44,20 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
         "--class-weights", default="balanced", choices=["balanced", "none"], help="cross-entropy class weights"
     )
     parser.add_argument("--seed", type=int, default=42, help="split, initialisation and shuffling seed")
-    parser.add_argument("--val-frac", type=float, default=0.1, help="stratified validation share")
+    parser.add_argument(
+        "--val-frac", type=float, default=None, help="validation share (default 0.1; docs: 0.2 of the pages)"
+    )
     parser.add_argument("--extract-batch-size", type=int, default=8, help="samples per backbone forward pass")
     add_backbone_args(parser)
+    docs = parser.add_argument_group("docs gate")
+    docs.add_argument(
+        "--max-drop",
+        type=float,
+        default=0.005,
+        help="accuracy the gate may give up against the top rung, out of fold on the training split (0.005)",
+    )
+    docs.add_argument("--policy", default="idefics3", help="family whose visual tokens the threshold minimises")
+    docs.add_argument("--tau", type=float, default=0.85, help="a resolution answers when its score >= tau")
     lora = parser.add_argument_group("granite-lora gate")
     lora.add_argument("--rank", type=int, default=4, help="LoRA rank (default 4, as the model card)")
     lora.add_argument("--alpha", type=int, default=16, help="LoRA alpha (default 16)")
@@ -118,7 +135,43 @@ def _train_mlp(args: argparse.Namespace, config: TrainConfig) -> dict:
     )
 
 
+def _train_docs(args: argparse.Namespace) -> int:
+    from ..tools.training.docs import train_docs_gate
+
+    metrics = train_docs_gate(
+        args.data,
+        args.out,
+        ladder=args.ladder,
+        policy=args.policy,
+        tau=args.tau,
+        max_drop=args.max_drop,
+        val_frac=0.2 if args.val_frac is None else args.val_frac,
+        seed=args.seed,
+        strict=args.strict,
+    )
+    val, oof = metrics["validation"], metrics["train_out_of_fold"]
+    print(
+        f"samples {metrics['data']['used']} ({metrics['unanswerable']} no rung answers); C {metrics['C']}, "
+        f"threshold {metrics['threshold']} (out of fold: {oof['accuracy']:.1%} at {oof['visual_tokens']} tokens, "
+        f"top rung {oof['top_rung_accuracy']:.1%} at {oof['top_rung_tokens']})"
+    )
+    if val:
+        print(
+            f"validation ({val['items']} samples on {metrics['split']['pages_val']} unseen pages): "
+            f"{val['accuracy']:.1%} at {val['visual_tokens']} tokens; top rung {val['top_rung_accuracy']:.1%} at "
+            f"{val['top_rung_tokens']}; oracle {val['oracle_accuracy']:.1%} at {val['oracle_tokens']}"
+        )
+    print(f"wrote {args.out} (metrics.json)")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.gate == "docs":
+        return _train_docs(args)
+    if args.backbone is None:
+        raise ConfigError(f"--gate {args.gate} needs --backbone (a model directory or Hub id)")
+    args.ladder = args.ladder or "card"
+    args.val_frac = 0.1 if args.val_frac is None else args.val_frac
     # Lazy import: torch, transformers and sklearn load only when this command runs.
     from ..tools.training.pipeline import CONFUSION_FILE, METRICS_FILE
     from ..tools.training.report import format_metrics

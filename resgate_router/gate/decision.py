@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..ladder import Ladder, Rung
 
-__all__ = ["GateDecision", "default_class_names"]
+if TYPE_CHECKING:
+    from ..policies import FamilyPolicy
+
+__all__ = ["GateDecision", "default_class_names", "upgrade_at_equal_cost"]
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -50,3 +53,14 @@ class GateDecision:
         data["probabilities"] = list(self.probabilities)
         data["confidence"] = self.confidence
         return data
+
+
+def upgrade_at_equal_cost(label: int, ladder: Ladder, policy: FamilyPolicy | None, size: tuple[int, int]) -> int:
+    """The largest class from ``label`` up whose rung costs ``policy`` no more tokens than ``label``'s
+    for an image of ``size``: more pixels for free (``label`` itself when there is no policy)."""
+    if policy is None:
+        return label
+    costs = [policy.visual_tokens(*size, r) for r in ladder.rungs]
+    while label + 1 < len(costs) and costs[label + 1] <= costs[label]:
+        label += 1
+    return label

@@ -26,6 +26,7 @@ native pixel: more pixels than the page has cannot make it more legible.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import cast
 
@@ -35,9 +36,9 @@ from PIL import Image, ImageChops, ImageFilter, ImageOps
 from ..images import ImageInput, load_image
 from ..ladder import Ladder
 from ..policies import FamilyPolicy, get_policy
-from .decision import GateDecision
+from .decision import GateDecision, upgrade_at_equal_cost
 
-__all__ = ["LegibilityGate"]
+__all__ = ["LegibilityGate", "TextBands", "text_bands"]
 
 
 class LegibilityGate:
@@ -92,7 +93,8 @@ class LegibilityGate:
         for image in images:
             pixels = load_image(image)
             native = max(pixels.size)
-            label = self._free_upgrade(self.choose(self._text_height(pixels), native), pixels.size)
+            label = self.choose(self._text_height(pixels), native)
+            label = upgrade_at_equal_cost(label, self.ladder, self.policy, pixels.size)
             one_hot = [1.0 if k == label else 0.0 for k in range(len(self.ladder))]
             decisions.append(GateDecision.from_probabilities(one_hot, self.ladder, self.config.class_names, native))
         return decisions
@@ -106,31 +108,37 @@ class LegibilityGate:
                 return label
         return sent.index(native_long_side) if native_long_side in sent else len(sent) - 1
 
-    def _free_upgrade(self, label: int, size: tuple[int, int]) -> int:
-        """The largest rung from ``label`` up that costs the policy no more tokens than ``label``."""
-        if self.policy is None:
-            return label
-        costs = [self.policy.visual_tokens(*size, r) for r in self.ladder.rungs]
-        while label + 1 < len(costs) and costs[label + 1] <= costs[label]:
-            label += 1
-        return label
-
     # ------------------------------------------------------------------ analysis
     def estimate_text_height(self, image: ImageInput) -> float:
         """The page's text height in native px (0.0 when no text is found)."""
         return self._text_height(load_image(image))
 
     def _text_height(self, image: Image.Image) -> float:
-        factor = max(1, max(image.size) // self.analysis_size)
-        gray = image.convert("L").reduce(factor)  # integer box reduction: fast, no resampling blur
-        ink = _binarize(gray)
-        if ink is None:
-            return 0.0
-        ink = _erase_rules(ink, max(16, max(ink.shape) // 24))
-        heights = _band_heights(ink, _stroke_width(ink), strip=self.strip_px)
-        if heights.size == 0:
-            return 0.0
-        return float(np.percentile(heights, self.percentile)) * factor
+        heights = text_bands(image, analysis_size=self.analysis_size, strip_px=self.strip_px).heights
+        return float(np.percentile(heights, self.percentile)) if heights.size else 0.0
+
+
+@dataclass(frozen=True)
+class TextBands:
+    """What the band analysis finds on a page, in native px: ``heights`` of the text-like bands,
+    the ``stroke`` width, and the page's ``ink`` share (after rules are erased; 0 on a blank page)."""
+
+    heights: np.ndarray
+    stroke: float
+    ink: float
+
+
+def text_bands(image: Image.Image, *, analysis_size: int = 2048, strip_px: int = 32) -> TextBands:
+    """The text-like ink bands of ``image`` (steps 1-3 of the module docstring)."""
+    factor = max(1, max(image.size) // analysis_size)
+    gray = image.convert("L").reduce(factor)  # integer box reduction: fast, no resampling blur
+    ink = _binarize(gray)
+    if ink is None:
+        return TextBands(np.zeros(0), 0.0, 0.0)
+    ink = _erase_rules(ink, max(16, max(ink.shape) // 24))
+    stroke = _stroke_width(ink)
+    heights = _band_heights(ink, stroke, strip=strip_px) * factor
+    return TextBands(heights, stroke * factor, float(ink.mean()))
 
 
 def _default_names(ladder: Ladder) -> list[str]:
