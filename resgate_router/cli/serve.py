@@ -9,7 +9,7 @@ HELP = "Run the OpenAI-compatible proxy that gates images before an upstream end
 
 def add_cli_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upstream", default=None, help="upstream base URL, e.g. http://localhost:8000/v1")
-    parser.add_argument("--gate", default=None, help="gate directory or Hub id")
+    parser.add_argument("--gate", default=None, help="gate directory, Hub id, builtin:docs or legibility")
     parser.add_argument("--family", default=None, help="downstream family (default: detected from --model)")
     parser.add_argument("--model", default=None, help="downstream model dir or Hub id (processor config)")
     parser.add_argument("--ladder", default=None)
