@@ -99,3 +99,12 @@ def test_demo_runs_end_to_end_offline(tmp_path, capsys):
     results = json.loads((root / "results" / "results.json").read_text())
     assert set(results["gates"]) == {"fixed:768", "legibility", "native", "oracle"}
     assert results["items"] == len((root / "documents" / "qa.jsonl").read_text().splitlines())
+
+
+def test_demo_shows_the_builtin_gate_on_its_ladder(tmp_path, capsys):
+    """On the default ladder the demo runs the shipped learned gate beside the others."""
+    root = tmp_path / "demo"
+    assert main(["demo", "--dir", str(root), "--docs", "2", "--no-progress"]) == 0
+    assert "| builtin:docs |" in capsys.readouterr().out
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert set(results["gates"]) == {"fixed:768", "builtin:docs", "legibility", "native", "oracle"}

@@ -30,12 +30,18 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from .. import cli
+    from ..gate.loading import load_gate
+    from ..ladder import Ladder
     from ..tools.synthetic import generate_documents
 
     root = Path(args.dir)
     data = generate_documents(root / "documents", n=args.docs, seed=args.seed)
     print(f"generated {args.docs} synthetic pages with questions: {data}")
     bench = ["bench", "--data", str(data), "--adapter", "ocr", "--metric", "contains", "--extra-metric", "anls-lines"]
-    bench += ["--ladder", args.ladder, "--gates", f"{args.baseline},builtin:docs,legibility,native,oracle"]
+    gates = [args.baseline, "builtin:docs", "legibility", "native", "oracle"]
+    if Ladder.parse(args.ladder).rungs != load_gate("builtin:docs").ladder.rungs:  # it chooses on its own ladder only
+        print(f"builtin:docs left out: it chooses from {load_gate('builtin:docs').ladder.spec()}, not {args.ladder}")
+        gates.remove("builtin:docs")
+    bench += ["--ladder", args.ladder, "--gates", ",".join(gates)]
     bench += ["--out", str(root / "results")] + (["--no-progress"] if args.no_progress else [])
     return cli.main(bench)
