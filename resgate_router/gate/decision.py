@@ -11,7 +11,7 @@ from ..ladder import Ladder, Rung
 if TYPE_CHECKING:
     from ..policies import FamilyPolicy
 
-__all__ = ["GateDecision", "default_class_names", "upgrade_at_equal_cost"]
+__all__ = ["GateDecision", "default_class_names", "upgrade_at_equal_cost", "upgrade_within"]
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -60,7 +60,11 @@ def upgrade_at_equal_cost(label: int, ladder: Ladder, policy: FamilyPolicy | Non
     for an image of ``size``: more pixels for free (``label`` itself when there is no policy)."""
     if policy is None:
         return label
-    costs = [policy.visual_tokens(*size, r) for r in ladder.rungs]
+    return upgrade_within(label, [policy.visual_tokens(*size, r) for r in ladder.rungs])
+
+
+def upgrade_within(label: int, costs: Sequence[float]) -> int:
+    """The largest class from ``label`` up whose cost (one per class) is no more than ``label``'s."""
     while label + 1 < len(costs) and costs[label + 1] <= costs[label]:
         label += 1
     return label

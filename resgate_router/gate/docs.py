@@ -136,8 +136,12 @@ class DocsHead:
         return np.concatenate([below, np.ones((len(vectors), 1))], axis=1)
 
     def choose(self, answers: np.ndarray) -> np.ndarray:
-        """The cheapest class whose P(answered) reaches the threshold (the top one always does)."""
-        return np.asarray(np.argmax(answers >= self.threshold, axis=1))
+        return first_reaching(answers, self.threshold)
+
+
+def first_reaching(answers: np.ndarray, threshold: float) -> np.ndarray:
+    """Per row, the cheapest class whose P(answered) reaches ``threshold`` (the top one always does)."""
+    return np.asarray(np.argmax(answers >= threshold, axis=1))
 
 
 class DocsGate:

@@ -24,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from ...gate.docs import DocsFeatures, DocsGate, DocsHead
+from ...gate.decision import upgrade_within
+from ...gate.docs import DocsFeatures, DocsGate, DocsHead, first_reaching
 from ...images import load_image
 from ...ladder import Ladder
 from ...policies import FamilyPolicy, get_policy
+from ..bench.gates import oracle_choices
 from ..datasets import DataError, Sample, load_samples
 from ..sweep import rung_key
 
@@ -75,7 +77,7 @@ def train_docs_gate(
     train, val = _page_split(rows.groups, val_frac, seed)
     strength, curve = select_strength(rows, train)
     threshold, operating = select_threshold(rows, train, strength, max_drop)
-    held_out = evaluate(fit_head(rows, train, strength, threshold), rows, val) if val.size else None
+    held_out = evaluate(fit_head(rows, train, strength, threshold), rows, val, ladder) if val.size else None
     head = fit_head(rows, np.arange(len(rows.labels)), strength, threshold)
     head.extra = {"C": strength, "tau": tau, "max_drop": max_drop, "policy": policy.name, "seed": seed}
     out = DocsGate(features, head).save_pretrained(out)
@@ -218,14 +220,9 @@ def select_strength(rows: DocsData, index: np.ndarray) -> tuple[float, dict[str,
     return best, curve
 
 
-def decide(head: DocsHead, answers: np.ndarray, costs: np.ndarray) -> np.ndarray:
+def decide(threshold: float, answers: np.ndarray, costs: np.ndarray) -> np.ndarray:
     """The gate's classes: threshold, then the largest class of the same cost (as with a policy)."""
-    chosen = head.choose(answers)
-    for i, label in enumerate(chosen):
-        while label + 1 < costs.shape[1] and costs[i, label + 1] <= costs[i, label]:
-            label += 1
-        chosen[i] = label
-    return chosen
+    return np.array([upgrade_within(int(k), row) for k, row in zip(first_reaching(answers, threshold), costs)])
 
 
 def select_threshold(
@@ -237,7 +234,7 @@ def select_threshold(
     floor = scores[:, -1].mean() - max_drop
     best: tuple[float, float, float] | None = None
     for threshold in THRESHOLDS:
-        chosen = decide(DocsHead([], [], [], [], float(threshold)), answers, costs)
+        chosen = decide(float(threshold), answers, costs)
         accuracy = float(scores[np.arange(len(chosen)), chosen].mean())
         tokens = float(costs[np.arange(len(chosen)), chosen].mean())
         if accuracy >= floor and (best is None or tokens < best[1]):
@@ -251,13 +248,12 @@ def select_threshold(
     }
 
 
-def evaluate(head: DocsHead, rows: DocsData, index: np.ndarray) -> dict[str, Any]:
+def evaluate(head: DocsHead, rows: DocsData, index: np.ndarray, ladder: Ladder) -> dict[str, Any]:
     """Accuracy and tokens of ``head`` on rows ``index``, beside the top rung and the oracle."""
     scores, costs = rows.scores[index], rows.costs[index]
-    chosen = decide(head, head.answers(rows.vectors[index]), costs)
+    chosen = decide(head.threshold, head.answers(rows.vectors[index]), costs)
     picked = np.arange(len(chosen)), chosen
-    best = scores.max(axis=1, keepdims=True)
-    oracle = np.array([min(np.flatnonzero(s >= b[0]), key=lambda k: (c[k], k)) for s, b, c in zip(scores, best, costs)])
+    oracle = np.array(oracle_choices(ladder, scores.tolist(), costs.tolist()))
     return {
         "items": int(index.size),
         "accuracy": round(float(scores[picked].mean()), 4),
