@@ -159,3 +159,11 @@ def test_the_callback_needs_a_gate(monkeypatch):
     monkeypatch.delitem(hook.__dict__, "proxy_handler_instance", raising=False)
     with pytest.raises(ConfigError, match="RESGATE_GATE"):
         hook.proxy_handler_instance  # noqa: B018  (what LiteLLM's config loader reads)
+
+
+def test_a_gate_that_cannot_load_stops_the_proxy_at_start_up(vllm_server, tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config(vllm_server)))
+    with pytest.raises(RuntimeError, match="LiteLLM proxy exited") as stopped:
+        with litellm_proxy(tmp_path / "config.yaml", env={"RESGATE_GATE": str(tmp_path / "no-gate")}):
+            pass
+    assert "gate directory not found" in str(stopped.value)

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._engine import add_engine_args
+
 if TYPE_CHECKING:  # the tools extra loads when a command that needs it runs
     from ..tools.datasets import LoadedSamples
 
@@ -43,6 +45,7 @@ def add_downstream_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N samples")
     parser.add_argument("--strict", action="store_true", help="a missing image file is an error")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_engine_args(parser, "the downstream runs")
 
 
 def load_data(args: argparse.Namespace, **kwargs: Any) -> LoadedSamples:
@@ -66,21 +69,26 @@ def cache_key(args: argparse.Namespace) -> str:
 
 
 def make_sweep(args: argparse.Namespace, store_path: Path, *, stream: bool = False) -> Any:
+    """The sweep of ``--engine``: here (:class:`Sweep`) or on a Ray actor pool (:class:`RaySweep`)."""
     from ..adapters.base import build_adapters
     from ..policies import get_policy
     from ..tools.sweep import RunStore, Sweep
+    from ._engine import ray_options
 
     policy = get_policy(args.family or ("idefics3" if args.model is None else None), args.model)
-    adapters = build_adapters(args.adapter)
-    return Sweep(
-        adapters,
-        RunStore(store_path),
-        model=cache_key(args),
-        policy=policy,
-        concurrency=args.concurrency,
-        max_tokens=args.max_tokens,
-        served_model=args.served_model,
-        stream=stream,
-        batch_size=args.batch_size,
-        progress=not args.no_progress,
-    )
+    options = {
+        "model": cache_key(args),
+        "policy": policy,
+        "concurrency": args.concurrency,
+        "max_tokens": args.max_tokens,
+        "served_model": args.served_model,
+        "stream": stream,
+        "batch_size": args.batch_size,
+        "progress": not args.no_progress,
+    }
+    ray = ray_options(args)
+    if ray is not None:
+        from ..tools.ray_engine import RaySweep
+
+        return RaySweep(args.adapter, RunStore(store_path), ray=ray, **options)
+    return Sweep(build_adapters(args.adapter), RunStore(store_path), **options)

@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
+from ._engine import add_engine_args, ray_options
 from ._features import add_backbone_args
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
         "--val-frac", type=float, default=None, help="validation share (default 0.1; docs: 0.2 of the pages)"
     )
     parser.add_argument("--extract-batch-size", type=int, default=8, help="samples per backbone forward pass")
+    add_engine_args(parser, "the mlp gate's feature extraction")
     add_backbone_args(parser)
     docs = parser.add_argument_group("docs gate")
     docs.add_argument(
@@ -132,6 +134,7 @@ def _train_mlp(args: argparse.Namespace, config: TrainConfig) -> dict:
         device=args.device,
         dtype=args.dtype,
         extract_batch_size=args.extract_batch_size,
+        ray=ray_options(args),
     )
 
 
@@ -166,6 +169,8 @@ def _train_docs(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.gate != "mlp" and args.engine != "local":
+        raise ConfigError(f"--engine {args.engine} runs the mlp gate's feature extraction; --gate {args.gate} has none")
     if args.gate == "docs":
         return _train_docs(args)
     if args.backbone is None:

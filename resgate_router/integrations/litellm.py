@@ -19,8 +19,9 @@ Each chat request goes through the same routing core as ``resgate serve`` and th
 ``extra_body.mm_processor_kwargs`` (vLLM reads them; a client's own are dropped), a per-request
 override comes from the ``resgate`` body field or the ``x-resgate-resolution`` header, a failing gate
 sends the request at the baseline (``RESGATE_ON_GATE_ERROR``), and bad input is LiteLLM's 400. Each
-request gets one savings record (``RESGATE_LOG_PATH``, Prometheus metrics, ``router.stats``) when it
-is answered, its stream ends or it fails.
+request gets one savings record (``RESGATE_LOG_PATH``, the ``resgate_*`` series in prometheus_client's
+default registry, ``router.stats``) when it is answered, its stream ends or it fails. Every model
+of the proxy is gated with the one family of the settings.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def label_samples(
     out = Path(out)
     labeled, counts, incomplete = [], [0] * len(ladder), []
     for sample in samples:
-        found = [sweep.store.get(sample.id, rung_key(r), sweep.model) for r in ladder.rungs]
+        found = [sweep.stored(sample.id, r) for r in ladder.rungs]
         if any(run is None for run in found):
             incomplete.append(sample.id)
             continue

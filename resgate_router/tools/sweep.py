@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -77,12 +77,13 @@ class RunStore:
 
 class Sweep:
     """``adapters``: one per upstream (round-robin); ``model``: the name runs are cached under (change
-    it when the downstream changes); ``policy``: how a resolution becomes a request (and its cost)."""
+    it when the downstream changes); ``policy``: how a resolution becomes a request (and its cost);
+    ``store``: None for a worker that only executes pairs (a Ray actor)."""
 
     def __init__(
         self,
         adapters: Sequence[Any],
-        store: RunStore,
+        store: RunStore | None,
         *,
         model: str,
         policy: FamilyPolicy,
@@ -107,40 +108,53 @@ class Sweep:
         self._lock = threading.Lock()
 
     def run(self, samples: Iterable[Sample], resolutions: Sequence[Rung], *, desc: str = "downstream") -> None:
-        """Run every (sample, resolution) pair not yet in the store."""
-        ladder = Ladder(tuple(_ordered(resolutions)))
-        router = Router(policy=self.policy, ladder=ladder, metrics=False, on_bad_input="raise", on_gate_error="raise")
+        """Run every (sample, resolution) pair not yet in the store; each run is stored as it ends."""
+        if self.store is None:
+            raise ConfigError("this sweep has no run store: use execute()")
+        store, ladder = self.store, Ladder(tuple(_ordered(resolutions)))
         todo = [
             (sample, k)
             for sample in samples
             for k, rung in enumerate(ladder.rungs)
-            if self.store.get(sample.id, rung_key(rung), self.model) is None
+            if store.get(sample.id, rung_key(rung), self.model) is None
         ]
         bar = _progress(len(todo), desc, self.progress)
-        batched = self.batch_size > 1 and not self.stream and all(hasattr(a, "complete_batch") for a in self.adapters)
         try:
-            if batched:
-                todo.sort(key=lambda item: item[1])  # one resolution per batch: one engine call each
-                for start in range(0, len(todo), self.batch_size):
-                    chunk = todo[start : start + self.batch_size]
-                    self._batch(router, chunk)
-                    bar.update(len(chunk))
-            elif self.concurrency == 1:
-                for sample, k in todo:
-                    self._one(router, sample, k)
-                    bar.update(1)
-            else:
-                with ThreadPoolExecutor(self.concurrency, thread_name_prefix="resgate-sweep") as pool:
-                    futures = [pool.submit(self._one, router, sample, k) for sample, k in todo]
-                    for future in as_completed(futures):
-                        future.result()
-                        bar.update(1)
+            for run in self.execute(ladder, todo):
+                if "error" in run:
+                    self.failures.append(run)
+                else:
+                    store.add(run)
+                bar.update(1)
         finally:
             bar.close()
         if self.failures:
             logger.warning(
                 "%d downstream runs failed (rerun to retry them); first: %s", len(self.failures), self.failures[0]
             )
+
+    def stored(self, sample_id: str, rung: Rung | str) -> dict[str, Any] | None:
+        """The stored run of ``sample_id`` at ``rung`` by this sweep's downstream (None: not run yet)."""
+        if self.store is None:
+            raise ConfigError("this sweep has no run store")
+        return self.store.get(sample_id, rung if isinstance(rung, str) else rung_key(rung), self.model)
+
+    def execute(self, ladder: Ladder, todo: Sequence[tuple[Sample, int]]) -> Iterator[dict[str, Any]]:
+        """Run (sample, rung index) pairs here; yield each run as it ends (a failed one with ``error``)."""
+        router = Router(policy=self.policy, ladder=ladder, metrics=False, on_bad_input="raise", on_gate_error="raise")
+        batched = self.batch_size > 1 and not self.stream and all(hasattr(a, "complete_batch") for a in self.adapters)
+        if batched:
+            ordered = sorted(todo, key=lambda item: item[1])  # one resolution per batch: one engine call each
+            for start in range(0, len(ordered), self.batch_size):
+                yield from self._batch(router, ordered[start : start + self.batch_size])
+        elif self.concurrency == 1:
+            for sample, k in todo:
+                yield self._one(router, sample, k)
+        else:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="resgate-sweep") as pool:
+                futures = [pool.submit(self._one, router, sample, k) for sample, k in todo]
+                for future in as_completed(futures):
+                    yield future.result()
 
     def _adapter(self) -> Any:
         with self._lock:
@@ -149,10 +163,10 @@ class Sweep:
             self.calls += 1
         return adapter
 
-    def _fail(self, run: dict[str, Any], exc: BaseException) -> None:
+    @staticmethod
+    def _fail(run: dict[str, Any], exc: BaseException) -> dict[str, Any]:
         run["error"] = f"{type(exc).__name__}: {exc}"
-        with self._lock:
-            self.failures.append(run)
+        return run
 
     def _routed(self, router: Router, sample: Sample, k: int, run: dict[str, Any]) -> Any:
         """The request for ``sample`` at rung ``k``, resized by the router; its cost goes into ``run``."""
@@ -177,35 +191,33 @@ class Sweep:
     def _new_run(self, sample: Sample, rung: Rung) -> dict[str, Any]:
         return {"id": sample.id, "resolution": rung_key(rung), "model": self.model}
 
-    def _batch(self, router: Router, chunk: list[tuple[Sample, int]]) -> None:
+    def _batch(self, router: Router, chunk: Sequence[tuple[Sample, int]]) -> list[dict[str, Any]]:
         """One engine call for a chunk of (sample, rung) pairs."""
-        runs, routed = [], []
+        runs, routed, failed = [], [], []
         for sample, k in chunk:
             run = self._new_run(sample, router.ladder[k])
             try:
                 routed.append(self._routed(router, sample, k, run))
                 runs.append(run)
             except Exception as exc:  # this pair's image: reported, the rest of the chunk still runs
-                self._fail(run, exc)
+                failed.append(self._fail(run, exc))
         if not runs:
-            return
+            return failed
         started = time.perf_counter()
         try:
             responses = self._adapter().complete_batch(
                 [r.request for r in routed], [r.processor_kwargs for r in routed]
             )
         except Exception as exc:  # the engine call failed: every run of it is retried on rerun
-            for run in runs:
-                self._fail(run, exc)
-            return
+            return failed + [self._fail(run, exc) for run in runs]
         batch_ms = round((time.perf_counter() - started) * 1000, 2)
         for run, response in zip(runs, responses):
             run.update(answer=ChatResponse.model_validate(response).text, batch_ms=batch_ms, batch_size=len(runs))
             if getattr(response, "usage", None) is not None:
                 run["prompt_tokens"] = response.usage.prompt_tokens
-            self.store.add(run)
+        return failed + runs
 
-    def _one(self, router: Router, sample: Sample, k: int) -> None:
+    def _one(self, router: Router, sample: Sample, k: int) -> dict[str, Any]:
         run = self._new_run(sample, router.ladder[k])
         try:
             routed = self._routed(router, sample, k, run)
@@ -225,9 +237,8 @@ class Sweep:
             run["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
             run["answer"] = text
         except Exception as exc:  # one failed run must not end a sweep of thousands: reported, retried on rerun
-            self._fail(run, exc)
-            return
-        self.store.add(run)
+            return self._fail(run, exc)
+        return run
 
 
 def _streamed(adapter: Any, routed: Any, started: float) -> tuple[str, float | None]:

@@ -76,7 +76,7 @@ def run_bench(
     keys = [rung_key(r) for r in resolutions]
     runs, kept, failed = [], [], []
     for sample in samples:
-        row = {key: sweep.store.get(sample.id, key, sweep.model) for key in keys}
+        row = {key: sweep.stored(sample.id, key) for key in keys}
         if any(run is None for run in row.values()):
             failed.append(sample.id)
         else:

@@ -28,13 +28,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ...errors import GateError, ImageError
 from ...images import load_image
 from ..datasets import DataError, Sample
+
+if TYPE_CHECKING:
+    from ..ray_engine import RayOptions
 
 __all__ = ["FeatureSet", "FeatureCache", "default_cache_dir", "extract_features", "sample_key", "backbone_digest"]
 
@@ -188,11 +191,13 @@ def extract_features(
     batch_size: int = 8,
     strict: bool = False,
     progress: bool = True,
+    ray: RayOptions | None = None,
 ) -> FeatureSet:
     """Pooled backbone features of ``samples`` (the input of the gate's head), from the cache where
     present; the rest are computed in batches (with a progress bar) and stored.
 
     A sample whose image cannot be read is skipped and listed in ``skipped``; ``strict`` raises instead.
+    ``ray``: compute the missing features on a Ray actor pool (:mod:`~resgate_router.tools.ray_engine`).
     """
     from tqdm.auto import tqdm
 
@@ -225,6 +230,17 @@ def extract_features(
     bar = tqdm(total=len(todo), unit="sample", desc="extracting features", disable=not progress or not todo)
     pending = list(todo.items())
     extracted = 0
+
+    def store(done_keys: list[str], features: torch.Tensor) -> None:
+        nonlocal extracted
+        if cache:
+            cache.write(done_keys, features)
+        stored.update(zip(done_keys, features))
+        extracted += len(done_keys)
+
+    if ray is not None and pending:
+        _extract_on_ray(gate, pending, store, skip, bar, batch_size, ray)
+        pending = []
     for start in range(0, len(pending), batch_size):
         done_keys, images, questions = [], [], []
         for key, sample in pending[start : start + batch_size]:
@@ -236,11 +252,7 @@ def extract_features(
             done_keys.append(key)
             questions.append(sample.question)
         if done_keys:
-            features = _forward(gate, images, questions)
-            if cache:
-                cache.write(done_keys, features)
-            stored.update(zip(done_keys, features))
-            extracted += len(done_keys)
+            store(done_keys, _forward(gate, images, questions))
         bar.update(len(pending[start : start + batch_size]))
     bar.close()
     usable = [(s, k) for s, k in zip(samples, keys) if k is not None and k in stored]
@@ -251,3 +263,34 @@ def extract_features(
     )
     directory = str(cache.directory) if cache else None
     return FeatureSet(matrix, [s for s, _ in usable], hits, extracted, skipped, setting, directory)
+
+
+def _extract_on_ray(
+    gate: Any, pending: list[tuple[str, Sample]], store: Any, skip: Any, bar: Any, batch_size: int, ray: RayOptions
+) -> None:
+    """The missing features from a Ray actor pool, stored in batches of ``batch_size`` as they arrive."""
+    from ..ray_engine import ray_features
+
+    options = {
+        "backbone": str(gate.backbone_dir),
+        "layer": gate.model.backbone.layer,
+        "window": gate.model.backbone.window,
+        "profile": gate.profile,
+        "dtype": gate.dtype,  # the setting the cache files are kept under
+    }
+    by_key = dict(pending)
+    items = [(key, sample.image, sample.question) for key, sample in pending]
+    done_keys: list[str] = []
+    rows: list[torch.Tensor] = []
+    for key, feature, error in ray_features(options, items, batch_size=batch_size, pool=ray):
+        if error:
+            skip(by_key[key], error)
+        else:
+            done_keys.append(key)
+            rows.append(torch.as_tensor(feature, dtype=torch.float32))
+        if len(done_keys) >= batch_size:
+            store(done_keys, torch.stack(rows))
+            done_keys, rows = [], []
+        bar.update(1)
+    if done_keys:
+        store(done_keys, torch.stack(rows))

@@ -95,9 +95,11 @@ def train_gate(
     dtype: Any = None,
     extract_batch_size: int = 8,
     progress: bool = True,
+    ray: Any = None,
 ) -> dict[str, Any]:
     """Train a gate head on labeled ``data`` over a frozen ``backbone``; write the gate directory,
-    ``metrics.json`` and ``confusion_matrix.png`` to ``out``; return the metrics."""
+    ``metrics.json`` and ``confusion_matrix.png`` to ``out``; return the metrics. ``ray``
+    (:class:`~resgate_router.tools.ray_engine.RayOptions`): extract the features on a Ray actor pool."""
     from ...gate import SmolVLMGate
 
     config = config or TrainConfig()
@@ -123,6 +125,7 @@ def train_gate(
         batch_size=extract_batch_size,
         strict=strict,
         progress=progress,
+        ray=ray,
     )
     extract_s = time.perf_counter() - started
     check_two_classes(features.samples)

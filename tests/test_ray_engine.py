@@ -1,0 +1,107 @@
+"""``--engine ray`` on a real local Ray instance (started by each ``resgate`` process, bound to
+loopback): the same labels as the local engine, resume after a kill, and the feature extraction of
+``resgate train``. Each run is a real ``resgate`` process, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from resgate_router.cli import main
+from tests.processes import kill_mid_run
+
+LADDER = ["--ladder", "384,512,768"]
+SAMPLES = 40
+
+
+def resgate(*args: str, timeout: float = 600) -> dict:
+    """Run ``resgate ARGS`` in a process of its own; its printed JSON summary."""
+    done = subprocess.run(
+        [sys.executable, "-m", "resgate_router.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def documents(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from resgate_router.tools.synthetic import generate_documents
+
+    qa = generate_documents(tmp_path_factory.mktemp("docs"), n=13, seed=5, kinds=("invoice", "receipt", "form"))
+    assert len(qa.read_text().splitlines()) >= SAMPLES
+    return qa
+
+
+def label_args(data: Path, out: Path, *extra: str) -> list[str]:
+    common = ["--adapter", "ocr", "--metric", "contains", "--limit", str(SAMPLES), "--no-progress"]
+    return ["label", "--data", str(data), *common, *LADDER, "--out", str(out), *extra]
+
+
+@pytest.fixture(scope="module")
+def local_labels(documents: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("local") / "labels.jsonl"
+    resgate(*label_args(documents, out))
+    return out
+
+
+def test_ray_labels_are_byte_identical_to_the_local_engines(documents: Path, local_labels: Path, tmp_path: Path):
+    out = tmp_path / "labels.jsonl"
+    summary = resgate(*label_args(documents, out, "--engine", "ray", "--ray-actors", "2"))
+    assert summary["labeled"] == SAMPLES and summary["failures"] == 0
+    assert summary["downstream_calls"] == 3 * SAMPLES
+    assert out.read_bytes() == local_labels.read_bytes()
+
+
+def test_a_killed_ray_run_resumes_without_redoing_finished_work(documents: Path, local_labels: Path, tmp_path: Path):
+    total = 3 * SAMPLES
+    out = tmp_path / "labels.jsonl"
+    runs = Path(str(out) + ".runs.jsonl")
+    args = label_args(documents, out, "--engine", "ray", "--ray-actors", "1")
+    finished = kill_mid_run(args, runs, after=12, timeout=300)
+    assert 12 <= finished < total, f"the kill should land mid-run ({finished} of {total} finished)"
+    assert not out.exists()
+    summary = resgate(*args)
+    assert summary["downstream_calls"] == total - finished  # nothing stored was redone
+    keys = [(r["id"], r["resolution"]) for r in map(json.loads, runs.read_text().splitlines())]
+    assert len(keys) == len(set(keys)) == total
+    assert out.read_bytes() == local_labels.read_bytes()
+
+
+def test_train_extracts_the_same_features_on_ray(local_labels: Path, tiny_backbone: Path, tmp_path: Path):
+    """``resgate train --engine ray``: the backbone runs in the actors; the cached features match a
+    local extraction (float32 on the CPU; batches may be composed differently, hence the tolerance)."""
+    from resgate_router.gate import SmolVLMGate
+    from resgate_router.tools.datasets import load_samples
+    from resgate_router.tools.training.features import extract_features
+
+    train = ["train", "--data", str(local_labels), "--backbone", str(tiny_backbone), "--ladder", "384,512,768"]
+    common = ["--epochs", "1", "--device", "cpu", "--dtype", "float32", "--extract-batch-size", "4"]
+    done = subprocess.run(
+        [sys.executable, "-m", "resgate_router.cli", *train, *common, "--out", str(tmp_path / "gate"),
+         "--cache-dir", str(tmp_path / "ray-cache"), "--engine", "ray", "--ray-actors", "2"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"0 cached, {SAMPLES} extracted" in done.stdout
+    gate = SmolVLMGate.from_backbone(tiny_backbone, ladder="384,512,768", device="cpu", dtype=torch.float32)
+    samples = load_samples(local_labels).samples
+    remote = extract_features(gate, samples, cache_dir=tmp_path / "ray-cache", progress=False)
+    assert remote.hits == SAMPLES and remote.extracted == 0  # all found in the cache the Ray run wrote
+    local = extract_features(gate, samples, use_cache=False, progress=False)
+    assert torch.allclose(remote.features, local.features, atol=1e-5)
+
+
+def test_ray_flags_are_checked(local_labels: Path, tmp_path: Path, capsys):
+    base = ["label", "--data", str(local_labels), "--adapter", "ocr", "--out", str(tmp_path / "x.jsonl")]
+    assert main([*base, "--ray-actors", "2"]) == 2
+    assert "--ray-actors needs --engine ray" in capsys.readouterr().err
+    assert main([*base, "--engine", "ray", "--ray-actors", "0"]) == 2
+    assert "--ray-actors must be >= 1" in capsys.readouterr().err
+    train = ["train", "--data", str(local_labels), "--gate", "docs", "--out", str(tmp_path / "g"), "--engine", "ray"]
+    assert main(train) == 2
+    assert "--gate docs has none" in capsys.readouterr().err
