@@ -19,13 +19,18 @@ LADDER = ["--ladder", "384,512,768"]
 SAMPLES = 40
 
 
-def resgate(*args: str, timeout: float = 600) -> dict:
-    """Run ``resgate ARGS`` in a process of its own; its printed JSON summary."""
+def run(*args: str, timeout: float = 600) -> str:
+    """Run ``resgate ARGS`` in a process of its own; its output."""
     done = subprocess.run(
         [sys.executable, "-m", "resgate_router.cli", *args], capture_output=True, text=True, timeout=timeout
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout
+
+
+def resgate(*args: str) -> dict:
+    """``resgate label``'s printed JSON summary."""
+    return json.loads(run(*args).strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +77,19 @@ def test_a_killed_ray_run_resumes_without_redoing_finished_work(documents: Path,
     assert out.read_bytes() == local_labels.read_bytes()
 
 
+def test_bench_on_ray_reports_what_the_local_engine_does(documents: Path, tmp_path: Path):
+    gates = "fixed:384,fixed:768,native,oracle"
+    bench = ["bench", "--data", str(documents), "--adapter", "ocr", "--metric", "contains", *LADDER, "--limit", "12"]
+    bench += ["--gates", gates, "--no-progress"]
+    run(*bench, "--out", str(tmp_path / "local"))
+    run(*bench, "--out", str(tmp_path / "ray"), "--engine", "ray", "--ray-actors", "2")
+    local, remote = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("local", "ray"))
+    assert remote["downstream_calls"] == local["downstream_calls"] == 12 * 4  # three rungs and native
+    for name in gates.split(","):
+        for key in ("score", "visual_tokens", "saved_vs_native", "class_mix"):
+            assert remote["gates"][name][key] == local["gates"][name][key], (name, key)
+
+
 def test_train_extracts_the_same_features_on_ray(local_labels: Path, tiny_backbone: Path, tmp_path: Path):
     """``resgate train --engine ray``: the backbone runs in the actors; the cached features match a
     local extraction (float32 on the CPU; batches may be composed differently, hence the tolerance)."""
@@ -81,13 +99,9 @@ def test_train_extracts_the_same_features_on_ray(local_labels: Path, tiny_backbo
 
     train = ["train", "--data", str(local_labels), "--backbone", str(tiny_backbone), "--ladder", "384,512,768"]
     common = ["--epochs", "1", "--device", "cpu", "--dtype", "float32", "--extract-batch-size", "4"]
-    done = subprocess.run(
-        [sys.executable, "-m", "resgate_router.cli", *train, *common, "--out", str(tmp_path / "gate"),
-         "--cache-dir", str(tmp_path / "ray-cache"), "--engine", "ray", "--ray-actors", "2"],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert f"0 cached, {SAMPLES} extracted" in done.stdout
+    out = tmp_path / "gate"
+    printed = run(*train, *common, "--out", str(out), "--cache-dir", str(tmp_path / "ray-cache"), "--engine", "ray")
+    assert f"0 cached, {SAMPLES} extracted" in printed
     gate = SmolVLMGate.from_backbone(tiny_backbone, ladder="384,512,768", device="cpu", dtype=torch.float32)
     samples = load_samples(local_labels).samples
     remote = extract_features(gate, samples, cache_dir=tmp_path / "ray-cache", progress=False)

@@ -117,13 +117,16 @@ def _server_process(
             time.sleep(1)
         yield
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+            with contextlib.suppress(ProcessLookupError):  # the group is gone when the server exited
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        finally:
+            log.close()
 
 
 @contextlib.contextmanager
