@@ -28,7 +28,6 @@ from pydantic import ValidationError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from .records import SavingsRecord
 
 __all__ = ["ResgateEndpointPlugin"]
 
@@ -93,7 +92,8 @@ def _finish(router: Any, routed: Any, response: Any, started: float) -> Any:
 
     record = routed.record
     if isinstance(response, StreamingResponse):
-        response.body_iterator = _logged_stream(router, record, response.body_iterator, started)
+        # logged once the stream ends, however it ends (an error event, a client that hangs up: failures)
+        response.body_iterator = router.recorded_astream(record, response.body_iterator, started, _error_event)
         return response
     if response.status_code < 400:
         router.record_response(record, response, started)
@@ -105,29 +105,14 @@ def _finish(router: Any, routed: Any, response: Any, started: float) -> Any:
     return error_response(failure) if failure is not None else response
 
 
-async def _logged_stream(router: Any, record: SavingsRecord, chunks: Any, started: float) -> Any:
-    """vLLM's SSE chunks, passed on; the record is logged once the stream ends, however it ends (an
-    error event from the engine and a client that hangs up are failures)."""
+def _error_event(chunk: Any) -> BaseException | None:
+    """vLLM reports an engine error inside the stream, as an SSE error event."""
     from .errors import UpstreamProtocolError
-    from .router import elapsed_ms
 
-    error: BaseException | None = None
-    try:
-        async for chunk in chunks:
-            if record.downstream_ms is None:
-                record.downstream_ms = elapsed_ms(started)  # time to the first chunk, as at the proxy
-            text = chunk if isinstance(chunk, str) else bytes(chunk).decode("utf-8", "replace")
-            if text.startswith('data: {"error"'):
-                error = UpstreamProtocolError("vLLM ended the stream with an error event")
-            yield chunk
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        if error is None:
-            router.record_response(record, None, started)
-        else:
-            router.record_error(record, error, None if record.downstream_ms is not None else started)
+    text = chunk if isinstance(chunk, str) else bytes(chunk).decode("utf-8", "replace")
+    if text.startswith('data: {"error"'):
+        return UpstreamProtocolError("vLLM ended the stream with an error event")
+    return None
 
 
 class ResgateEndpointPlugin:

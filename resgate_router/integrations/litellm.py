@@ -42,7 +42,7 @@ from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
 from ..adapters.openai_http import safe_processor_kwargs  # noqa: E402
 from ..errors import ResgateError  # noqa: E402
 from ..records import SavingsRecord  # noqa: E402
-from ..router import AsyncRouter, elapsed_ms  # noqa: E402
+from ..router import AsyncRouter  # noqa: E402
 from ..router.overrides import OVERRIDE_FIELD  # noqa: E402
 
 __all__ = ["ResgateHook", "GATED_CALL_TYPES", "OVERRIDE_HEADER"]
@@ -116,20 +116,8 @@ class ResgateHook(CustomLogger):
                 yield chunk
             return
         record, started = found
-        error: BaseException | None = None
-        try:
-            async for chunk in response:
-                if record.downstream_ms is None:
-                    record.downstream_ms = elapsed_ms(started)  # time to the first chunk, as at the proxy
-                yield chunk
-        except BaseException as exc:  # the upstream failed mid-stream, or the client hung up
-            error = exc
-            raise
-        finally:
-            if error is None:
-                self.router.record_response(record, None, started)
-            else:
-                self.router.record_error(record, error, None if record.downstream_ms is not None else started)
+        async for chunk in self.router.recorded_astream(record, response, started):
+            yield chunk
 
     async def async_post_call_failure_hook(
         self,

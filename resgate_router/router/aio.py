@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import ResgateError
 from ..messages import has_images
 from ..records import SavingsRecord
-from .base import BaseRouter, Pending, RoutedRequest, RouterResponse, elapsed_ms, shares
+from .base import BaseRouter, Pending, RoutedRequest, RouterResponse, shares
 from .batcher import GateBatcher
 
 __all__ = ["AsyncRouter"]
@@ -93,16 +93,10 @@ class AsyncRouter(BaseRouter):
         """Route, then yield the adapter's ``astream`` chunks; recorded when the stream ends."""
         self._need_adapter()
         routed = await self.routed(request, override)
-        record, started, last = routed.record, time.perf_counter(), None
-        try:
-            async for last in self.adapter.astream(routed.request, processor_kwargs=routed.processor_kwargs):
-                if record.downstream_ms is None:
-                    record.downstream_ms = elapsed_ms(started)
-                yield last
-        except BaseException as exc:
-            self.record_error(record, exc, started if record.downstream_ms is None else None)
-            raise
-        self.record_response(record, last, started)
+        started = time.perf_counter()
+        chunks = self.adapter.astream(routed.request, processor_kwargs=routed.processor_kwargs)
+        async for chunk in self.recorded_astream(routed.record, chunks, started):
+            yield chunk
 
     def wrap(self, client: Any, *, send_processor_kwargs: bool = True) -> Any:
         """An ``openai.AsyncOpenAI`` client whose ``chat.completions.create`` is gated."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -346,6 +346,45 @@ class BaseRouter:
             record.downstream_ms = elapsed_ms(started)
         record.status, record.error = "error", type(exc).__name__
         self.hooks.emit("error", record, exc)
+
+    def recorded_stream(self, record: SavingsRecord, chunks: Iterable[T], started: float) -> Iterator[T]:
+        """``chunks`` passed through and recorded once the stream ends: ``downstream_ms`` is the time
+        to the first chunk; a stream that raises or that its reader stops early is an error."""
+        last = None
+        try:
+            for last in chunks:
+                if record.downstream_ms is None:
+                    record.downstream_ms = elapsed_ms(started)
+                yield last
+        except BaseException as exc:  # GeneratorExit included: a reader that stopped early
+            self.record_error(record, exc, started if record.downstream_ms is None else None)
+            raise
+        self.record_response(record, last, started)
+
+    async def recorded_astream(
+        self,
+        record: SavingsRecord,
+        chunks: AsyncIterable[T],
+        started: float,
+        failed: Callable[[T], BaseException | None] | None = None,
+    ) -> AsyncIterator[T]:
+        """:meth:`recorded_stream` for an async stream; ``failed`` names the error a chunk reports
+        in-band (an SSE error event), which makes the request an error though the stream goes on."""
+        last, error = None, None
+        try:
+            async for last in chunks:
+                if record.downstream_ms is None:
+                    record.downstream_ms = elapsed_ms(started)
+                if failed is not None and error is None:
+                    error = failed(last)
+                yield last
+        except BaseException as exc:  # GeneratorExit and CancelledError included: a client that left
+            self.record_error(record, exc, started if record.downstream_ms is None else None)
+            raise
+        if error is None:
+            self.record_response(record, last, started)
+        else:
+            self.record_error(record, error)
 
     def record_rejected(self, request: Any, exc: BaseException) -> None:
         """A request refused before it had a record (a bad body): still one record."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import ResgateError
 from ..records import SavingsRecord
-from .base import BaseRouter, Pending, RoutedRequest, RouterResponse, elapsed_ms, shares
+from .base import BaseRouter, Pending, RoutedRequest, RouterResponse, shares
 
 __all__ = ["Router"]
 
@@ -86,16 +86,9 @@ class Router(BaseRouter):
         the request is recorded when the stream ends (a consumer that stops early: an error)."""
         self._need_adapter()
         routed = self.routed(request, override)
-        record, started, last = routed.record, time.perf_counter(), None
-        try:
-            for last in self.adapter.stream(routed.request, processor_kwargs=routed.processor_kwargs):
-                if record.downstream_ms is None:
-                    record.downstream_ms = elapsed_ms(started)
-                yield last
-        except BaseException as exc:
-            self.record_error(record, exc, started if record.downstream_ms is None else None)
-            raise
-        self.record_response(record, last, started)
+        started = time.perf_counter()
+        chunks = self.adapter.stream(routed.request, processor_kwargs=routed.processor_kwargs)
+        yield from self.recorded_stream(routed.record, chunks, started)
 
     def wrap(self, client: Any, *, send_processor_kwargs: bool = True) -> Any:
         """An ``openai.OpenAI``/``AsyncOpenAI`` client whose ``chat.completions.create`` is gated."""
