@@ -436,3 +436,43 @@ def test_fixed_gate_is_a_constant_decision_also_in_continuous_mode():
         router = Router(FixedGate(label), family="idefics3", mode="continuous", metrics=False)
         assert router.route(chat(image_part(PAGE))).record.images[0].rung == target
     assert FixedGate(2).predict(PAGE, "q").expected_resolution == 2200
+
+
+def test_a_recorded_stream_is_one_record_however_it_ends():
+    """The stream bookkeeping every entry point shares: read to the end (a response), an in-band
+    error event (an error, the stream still passed on whole), a reader that stops early (an error)."""
+    import asyncio
+    import time
+
+    from resgate_router.errors import UpstreamProtocolError
+
+    router = Router(metrics=False)
+    seen = []
+    router.on("response_received", lambda record, _: seen.append((record.status, record.error)))
+    router.on("error", lambda record, _: seen.append((record.status, record.error)))
+
+    def event(chunk):
+        return UpstreamProtocolError("error event") if chunk.startswith('data: {"error"') else None
+
+    async def chunks(*items):
+        for item in items:
+            yield item
+
+    async def read(items, stop_after=None, failed=None):
+        record = router.new_record({})
+        stream = router.recorded_astream(record, chunks(*items), time.perf_counter(), failed)
+        got = []
+        async for chunk in stream:
+            got.append(chunk)
+            if stop_after is not None and len(got) == stop_after:
+                await stream.aclose()
+                break
+        return got, record
+
+    whole, record = asyncio.run(read(["data: 1", "data: 2"]))
+    assert whole == ["data: 1", "data: 2"] and record.downstream_ms is not None
+    passed, _ = asyncio.run(read(["data: 1", 'data: {"error": "x"}', "data: 3"], failed=event))
+    assert len(passed) == 3
+    asyncio.run(read(["data: 1", "data: 2"], stop_after=1))
+    assert list(router.recorded_stream(router.new_record({}), iter([1, 2]), time.perf_counter())) == [1, 2]
+    assert seen == [(None, None), ("error", "UpstreamProtocolError"), ("error", "GeneratorExit"), (None, None)]
