@@ -108,3 +108,22 @@ def test_no_gate_reads_the_annotations() -> None:
     """``annotations.jsonl`` is for analysis only: no module of the package names it."""
     package = Path(__file__).parents[1] / "resgate_router"
     assert not [p for p in package.rglob("*.py") if "annotations.jsonl" in p.read_text(encoding="utf-8")]
+
+
+def test_evaluate_scores_the_gates_own_decisions(tmp_path: Path) -> None:
+    """``resgate evaluate`` on a docs gate scores its decisions (its threshold), which are not the
+    most probable class of its monotone per-rung probabilities."""
+    import numpy as np
+
+    from resgate_router.tools.datasets import load_samples
+
+    labels = _labels(tmp_path, pages=12)
+    out = tmp_path / "eval.json"
+    assert cli_main(["evaluate", "--gate", "builtin:docs", "--data", str(labels), "--out", str(out)]) == 0
+    samples = load_samples(labels).samples
+    decisions = load_gate("builtin:docs").predict_batch([s.image for s in samples], [s.question for s in samples])
+    truth = np.array([s.label for s in samples])
+    argmax = np.array([np.argmax(d.probabilities) for d in decisions])
+    chosen = np.array([d.label for d in decisions])
+    assert (argmax != chosen).any()  # the two readings differ on these pages
+    assert json.loads(out.read_text())["accuracy"] == pytest.approx(float((chosen == truth).mean()))

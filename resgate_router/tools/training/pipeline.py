@@ -191,18 +191,22 @@ def write_training_report(
     return metrics
 
 
-def _gate_probabilities(gate: Any, samples: list[Sample], features: FeatureSet | None, batch_size: int) -> np.ndarray:
+def _gate_outputs(
+    gate: Any, samples: list[Sample], features: FeatureSet | None, batch_size: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probabilities, the gate's decisions; None: the most probable class)."""
     if features is not None:  # MLP gate: its head on the (cached) backbone features
         with torch.inference_mode():
             head = gate.model.head
             param = next(head.parameters())
             logits = head(features.features.to(device=param.device, dtype=param.dtype)).float().cpu()
-            return gate.probabilities(logits).numpy()
+            return gate.probabilities(logits).numpy(), None
     decisions = []
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
         decisions.extend(gate.predict_batch([s.image for s in chunk], [s.question for s in chunk]))
-    return np.array([d.probabilities for d in decisions])
+    # what the router acts on: a docs gate's decision is its threshold, not the most probable class
+    return np.array([d.probabilities for d in decisions]), np.array([d.label for d in decisions])
 
 
 def evaluate_gate(
@@ -243,8 +247,8 @@ def evaluate_gate(
         samples = features.samples
     if not samples:
         raise DataError(f"{data}: no sample with a readable image")
-    probabilities = _gate_probabilities(gate, samples, features, batch_size)
-    metrics = classification_metrics(np.array([s.label for s in samples]), probabilities, names)
+    probabilities, predicted = _gate_outputs(gate, samples, features, batch_size)
+    metrics = classification_metrics(np.array([s.label for s in samples]), probabilities, names, predicted)
     report: dict[str, Any] = {"gate": source, "data": {"source": str(data)}, "class_names": names, **metrics}
     report["ladder"] = gate.ladder.to_list()
     if features is not None:

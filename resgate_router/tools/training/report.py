@@ -17,8 +17,11 @@ import numpy as np
 __all__ = ["classification_metrics", "write_confusion_png", "format_metrics"]
 
 
-def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str]) -> dict:
-    """Accuracy, macro precision/recall, ROC-AUC (OvR), confusion matrix and per-class figures."""
+def classification_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, class_names: Sequence[str], predicted: np.ndarray | None = None
+) -> dict:
+    """Accuracy, macro precision/recall, ROC-AUC (OvR), confusion matrix and per-class figures.
+    ``predicted``: the gate's own decisions when they are not the most probable class (a threshold)."""
     from sklearn.metrics import (
         accuracy_score,
         confusion_matrix,
@@ -31,7 +34,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_
     labels = np.asarray(labels)
     probabilities = np.asarray(probabilities)
     num_classes = len(class_names)
-    predicted = probabilities.argmax(axis=1)
+    predicted = probabilities.argmax(axis=1) if predicted is None else np.asarray(predicted)
     classes = list(range(num_classes))
     auc = {
         k: float(roc_auc_score(labels == k, probabilities[:, k]))
