@@ -90,6 +90,29 @@ def test_bench_on_ray_reports_what_the_local_engine_does(documents: Path, tmp_pa
             assert remote["gates"][name][key] == local["gates"][name][key], (name, key)
 
 
+def test_an_in_process_engine_runs_in_the_actors_in_batches(documents: Path, tiny_backbone: Path, tmp_path: Path):
+    """``--adapter hf:DIR`` (no GPU here: CPU actors): each actor loads the model; a page's questions
+    at one rung go to one engine call (the local engine's batching); every rung is rendered as the
+    local engine renders it (same visual tokens, same sizes sent)."""
+    args = ["label", "--data", str(documents), "--adapter", f"hf:{tiny_backbone}", "--metric", "contains"]
+    args += [*LADDER, "--limit", "12", "--max-tokens", "2", "--batch-size", "8", "--no-progress"]
+    local, remote = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    resgate(*args, "--out", str(local))
+    summary = resgate(*args, "--out", str(remote), "--engine", "ray", "--ray-actors", "2")
+    assert summary["labeled"] == 12 and summary["failures"] == 0
+
+    def runs(path: Path) -> dict:
+        rows = map(json.loads, Path(f"{path}.runs.jsonl").read_text().splitlines())
+        return {(r["id"], r["resolution"]): r for r in rows}
+
+    here, there = runs(local), runs(remote)
+    assert here.keys() == there.keys() and len(there) == 12 * 3
+    for key, run in there.items():
+        assert (run["visual_tokens"], run["sent"]) == (here[key]["visual_tokens"], here[key]["sent"]), key
+        assert isinstance(run["answer"], str) and run["batch_size"] >= 1
+    assert max(run["batch_size"] for run in there.values()) > 1  # batched engine calls in the actors
+
+
 def test_train_extracts_the_same_features_on_ray(local_labels: Path, tiny_backbone: Path, tmp_path: Path):
     """``resgate train --engine ray``: the backbone runs in the actors; the cached features match a
     local extraction (float32 on the CPU; batches may be composed differently, hence the tolerance)."""
