@@ -8,6 +8,8 @@ with the class forced, exactly as in serving. HTTP adapters run ``concurrency`` 
 spread round-robin over several upstreams (e.g. vLLM replicas); in-process engines (``hf``, ``vllm``:
 adapters with ``complete_batch``) get ``batch_size`` requests per engine call, grouped by resolution.
 A batched run records the batch's wall time (``batch_ms``, ``batch_size``), not a per-request latency.
+:meth:`Sweep.execute` is the work itself; ``--engine ray`` runs it on a pool of Ray actors
+(:class:`~resgate_router.tools.ray_engine.RaySweep`) with the same store and outputs.
 """
 
 from __future__ import annotations
