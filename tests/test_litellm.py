@@ -4,6 +4,8 @@ server (tiny model), driven by the official ``openai`` client, unchanged."""
 from __future__ import annotations
 
 import base64
+import re
+from pathlib import Path
 
 import httpx
 import openai
@@ -31,17 +33,16 @@ def chat(url: str, **extra):
 
 
 def config(vllm_url: str) -> dict:
-    """What a user writes: their model list, plus our hook under ``callbacks``."""
-    return {
-        "model_list": [
-            {
-                "model_name": MODEL,
-                "litellm_params": {"model": f"hosted_vllm/{MODEL}", "api_base": vllm_url, "api_key": "unused"},
-            }
-        ],
-        "litellm_settings": {"callbacks": CALLBACK},
-        "general_settings": {"master_key": KEY},
-    }
+    """The README's ``config.yaml``, as a user copies it, with the test's model and master key."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+    settings = yaml.safe_load(block)
+    assert settings["litellm_settings"]["callbacks"] == CALLBACK
+    (model,) = settings["model_list"]
+    model["model_name"] = MODEL
+    model["litellm_params"].update(model=f"hosted_vllm/{MODEL}", api_base=vllm_url)
+    settings["general_settings"]["master_key"] = KEY
+    return settings
 
 
 @pytest.fixture(scope="module")
