@@ -22,6 +22,7 @@ from .logs import RECORD_FIELDS, read_records
 from .upstreams import Trap
 
 MODEL = "tiny-smolvlm"
+OTHER = "not-gated"  # another model of the same proxy, left out of RESGATE_LITELLM_MODELS
 KEY = "sk-resgate-test-0123456789abcdef0123456789abcdef"  # LiteLLM refuses to start without a master key
 PAGE = make_document_image(1700, 2200, lines=40, seed=3)
 CALLBACK = "resgate_router.integrations.litellm.proxy_handler_instance"
@@ -48,9 +49,14 @@ def config(vllm_url: str) -> dict:
 @pytest.fixture(scope="module")
 def proxy(vllm_server, tiny_backbone, tiny_gate_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("litellm")
-    (folder / "config.yaml").write_text(yaml.safe_dump(config(vllm_server)))
+    settings = config(vllm_server)  # plus a second model on the same server, not gated
+    settings["model_list"].append(
+        {"model_name": OTHER, "litellm_params": {**settings["model_list"][0]["litellm_params"]}}
+    )
+    (folder / "config.yaml").write_text(yaml.safe_dump(settings))
     log = folder / "savings.jsonl"
     env = {
+        "RESGATE_LITELLM_MODELS": MODEL,
         "RESGATE_GATE": str(tiny_gate_dir),
         "RESGATE_MODEL": str(tiny_backbone),
         "RESGATE_LOG_PATH": str(log),
@@ -121,6 +127,21 @@ def test_bad_images_are_a_400_and_the_proxy_stays_up(proxy, case):
     assert client.chat.completions.create(**chat(encode_data_url(PAGE))).choices  # still up
     records = read_records(log, before + 2)[before:]
     assert [r["status"] for r in records] == ["error", "routed"], records  # one record per request
+
+
+def test_models_left_out_of_the_list_pass_untouched(proxy, vllm_server):
+    client, log = proxy
+    before = len(read_records(log, 0))
+    plain = openai.OpenAI(base_url=vllm_server, api_key="unused", max_retries=0)
+    request = chat(encode_data_url(PAGE))
+    baseline = plain.chat.completions.create(**request).usage.prompt_tokens
+    plain.close()
+    reply = client.chat.completions.create(**{**request, "model": OTHER}, extra_body={"resgate": "low"})
+    assert reply.usage.prompt_tokens == baseline  # not resized, no processor kwargs, the override ignored
+    gated = client.chat.completions.create(**request)
+    assert gated.usage.prompt_tokens < baseline
+    records = read_records(log, before + 1)
+    assert len(records) == before + 1 and records[-1]["model"] == MODEL  # only the gated request
 
 
 def test_a_failure_after_routing_is_the_requests_one_record(proxy):

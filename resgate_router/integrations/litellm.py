@@ -20,16 +20,18 @@ Each chat request goes through the same routing core as ``resgate serve`` and th
 override comes from the ``resgate`` body field or the ``x-resgate-resolution`` header, a failing gate
 sends the request at the baseline (``RESGATE_ON_GATE_ERROR``), and bad input is LiteLLM's 400. Each
 request gets one savings record (``RESGATE_LOG_PATH``, the ``resgate_*`` series in prometheus_client's
-default registry, ``router.stats``) when it is answered, its stream ends or it fails. Every model
-of the proxy is gated with the one family of the settings.
+default registry, ``router.stats``) when it is answered, its stream ends or it fails. The models
+gated (``RESGATE_LITELLM_MODELS``; default: all) share the one family of the settings; requests to
+the proxy's other models pass untouched (their URLs still checked).
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
 from .._extras import require
@@ -56,22 +58,33 @@ _MAX_IN_FLIGHT = 100_000  # requests routed but not yet answered; the oldest are
 
 class ResgateHook(CustomLogger):
     """A LiteLLM ``CustomLogger`` that routes chat requests through ``router`` (default: built from
-    the ``RESGATE_*`` environment, as the vLLM plugin's). ``send_processor_kwargs=False`` only
-    resizes (for a downstream that is not vLLM)."""
+    the ``RESGATE_*`` environment, as the vLLM plugin's). ``models``: the LiteLLM model names to gate
+    (default ``RESGATE_LITELLM_MODELS``, comma-separated; unset: every model); requests to the others
+    pass untouched. ``send_processor_kwargs=False`` only resizes (for a downstream that is not vLLM)."""
 
-    def __init__(self, router: AsyncRouter | None = None, *, send_processor_kwargs: bool = True) -> None:
+    def __init__(
+        self,
+        router: AsyncRouter | None = None,
+        *,
+        models: Iterable[str] | None = None,
+        send_processor_kwargs: bool = True,
+    ) -> None:
         super().__init__()
         self.router = router if router is not None else router_from_environment()
+        if models is None and os.environ.get("RESGATE_LITELLM_MODELS"):
+            models = os.environ["RESGATE_LITELLM_MODELS"].split(",")
+        self.models = frozenset(m.strip() for m in models if m.strip()) if models is not None else None
         self.send_processor_kwargs = send_processor_kwargs
         self._in_flight: OrderedDict[str, tuple[SavingsRecord, float]] = OrderedDict()
 
     async def async_pre_call_hook(
         self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: str
     ) -> dict[str, Any]:
-        if call_type not in GATED_CALL_TYPES or not isinstance(data.get("messages"), list):
-            await self._check_urls(data)  # other endpoints (responses, embeddings ...) carry URLs too
+        override = data.pop(OVERRIDE_FIELD, None)  # ours: never passed on to a provider
+        gated = self.models is None or data.get("model") in self.models
+        if not gated or call_type not in GATED_CALL_TYPES or not isinstance(data.get("messages"), list):
+            await self._check_urls(data)  # other models and endpoints (responses, embeddings ...) carry URLs too
             return data
-        override = data.pop(OVERRIDE_FIELD, None)
         if override is None:
             override = _headers(data).get(OVERRIDE_HEADER)
         data.pop("mm_processor_kwargs", None)  # never a client's own: {"do_resize": false} kills vLLM's engine
