@@ -46,6 +46,12 @@ def config(vllm_url: str) -> dict:
     return settings
 
 
+def direct_prompt_tokens(vllm_url: str, request: dict) -> int:
+    """vLLM's prompt tokens for ``request`` sent to it directly (the baseline)."""
+    with openai.OpenAI(base_url=vllm_url, api_key="unused", max_retries=0) as plain:
+        return plain.chat.completions.create(**request).usage.prompt_tokens
+
+
 @pytest.fixture(scope="module")
 def proxy(vllm_server, tiny_backbone, tiny_gate_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("litellm")
@@ -73,10 +79,8 @@ def test_unchanged_openai_client_gets_routed_answers(proxy, vllm_server, tiny_ga
     decision and for each forced class (body field and header)."""
     client, log = proxy
     before = len(read_records(log, 0))
-    plain = openai.OpenAI(base_url=vllm_server, api_key="unused", max_retries=0)
     request = chat(encode_data_url(PAGE))
-    baseline = plain.chat.completions.create(**request).usage.prompt_tokens
-    plain.close()
+    baseline = direct_prompt_tokens(vllm_server, request)
     router = Router(tiny_gate, family="idefics3", model=tiny_backbone, metrics=False)
     for override in (None, "low", "medium", "high"):
         extra = {"extra_body": {"resgate": override}} if override else {}
@@ -132,10 +136,8 @@ def test_bad_images_are_a_400_and_the_proxy_stays_up(proxy, case):
 def test_models_left_out_of_the_list_pass_untouched(proxy, vllm_server):
     client, log = proxy
     before = len(read_records(log, 0))
-    plain = openai.OpenAI(base_url=vllm_server, api_key="unused", max_retries=0)
     request = chat(encode_data_url(PAGE))
-    baseline = plain.chat.completions.create(**request).usage.prompt_tokens
-    plain.close()
+    baseline = direct_prompt_tokens(vllm_server, request)
     reply = client.chat.completions.create(**{**request, "model": OTHER}, extra_body={"resgate": "low"})
     assert reply.usage.prompt_tokens == baseline  # not resized, no processor kwargs, the override ignored
     gated = client.chat.completions.create(**request)
