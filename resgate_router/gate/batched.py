@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import ConfigError, InputError
 from ..images import ImageInput, load_image
 from .decision import GateDecision
+from .protocol import GateBasics
 
 __all__ = ["BatchedGate", "GATE_OPTIONS", "check_options"]
 
@@ -24,7 +25,7 @@ def check_options(kind: str, options: dict[str, Any], own: frozenset[str] = froz
         raise ConfigError(f"a {kind} gate does not take the option(s) {', '.join(map(repr, unknown))}")
 
 
-class BatchedGate:
+class BatchedGate(GateBasics):
     """Subclasses set ``ladder``, ``config.class_names``, ``batch_size``, ``max_pixels`` and ``_pool``
     (a thread pool) and implement ``logits(images, questions)`` and ``probabilities(logits)``."""
 
@@ -40,13 +41,6 @@ class BatchedGate:
 
     def probabilities(self, logits: Any) -> Any:
         raise NotImplementedError
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.config.class_names)
-
-    def predict(self, image: ImageInput, question: str) -> GateDecision:
-        return self.predict_batch([image], [question])[0]
 
     def predict_batch(self, images: Sequence[ImageInput], questions: Sequence[str]) -> list[GateDecision]:
         """One decision per (image, question); equal to calling :meth:`predict` on each."""

@@ -32,12 +32,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import ConfigError, GateLoadError
+from ..errors import ConfigError, GateLoadError, InputError
 from ..images import ImageInput, load_image
 from ..ladder import Ladder
 from ..policies import FamilyPolicy, get_policy
 from .decision import GateDecision, upgrade_at_equal_cost
 from .legibility import text_bands
+from .protocol import GateBasics
 
 __all__ = ["DocsGate", "DocsFeatures", "DocsHead", "GATE_TYPE"]
 
@@ -144,7 +145,7 @@ def first_reaching(answers: np.ndarray, threshold: float) -> np.ndarray:
     return np.asarray(np.argmax(answers >= threshold, axis=1))
 
 
-class DocsGate:
+class DocsGate(GateBasics):
     """A trained :class:`DocsHead` over :class:`DocsFeatures` (module docstring)."""
 
     needs_pixels = True
@@ -165,16 +166,9 @@ class DocsGate:
         names = list(class_names or [str(r) for r in self.ladder.rungs])
         self.config = SimpleNamespace(class_names=names, num_classes=len(self.ladder))
 
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.config.class_names)
-
-    def predict(self, image: ImageInput, question: str) -> GateDecision:
-        return self.predict_batch([image], [question])[0]
-
     def predict_batch(self, images: Sequence[ImageInput], questions: Sequence[str]) -> list[GateDecision]:
-        if len(images) != len(questions):
-            raise ValueError(f"{len(images)} images but {len(questions)} questions")
+        if isinstance(questions, str) or len(images) != len(questions):
+            raise InputError("images and questions must be sequences of the same length")
         pages = [load_image(image) for image in images]
         page_rows: dict[int, np.ndarray] = {}  # the same page object asked several questions: one analysis
         vectors = np.stack(

@@ -37,11 +37,12 @@ from ..images import ImageInput, load_image
 from ..ladder import Ladder
 from ..policies import FamilyPolicy, get_policy
 from .decision import GateDecision, upgrade_at_equal_cost
+from .protocol import GateBasics
 
 __all__ = ["LegibilityGate", "TextBands", "text_bands"]
 
 
-class LegibilityGate:
+class LegibilityGate(GateBasics):
     """Smallest rung at which the page's (small) text stays ``min_text_px`` tall.
 
     ``min_text_px=7.0`` was calibrated on synthetic scan-like form pages (fax-style bilevel and grey
@@ -79,13 +80,6 @@ class LegibilityGate:
 
     # ------------------------------------------------------------------ gate protocol
     needs_pixels = True
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.config.class_names)
-
-    def predict(self, image: ImageInput, question: str) -> GateDecision:
-        return self.predict_batch([image], [question])[0]
 
     def predict_batch(self, images: Sequence[ImageInput], questions: Sequence[str]) -> list[GateDecision]:
         """One decision per image; the questions are ignored (question-agnostic by design)."""

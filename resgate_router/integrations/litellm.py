@@ -152,11 +152,16 @@ class ResgateHook(CustomLogger):
         from ..messages import remote_urls
 
         policy = self.router.url_policy
-        if policy is None:
+        urls = remote_urls({k: data[k] for k in _CLIENT_FIELDS if k in data}) if policy is not None else []
+        if policy is None or not urls:
             return
+
+        def check_all() -> None:
+            for url in urls:
+                policy.check(url)
+
         try:
-            for url in remote_urls({k: data[k] for k in _CLIENT_FIELDS if k in data}):
-                await asyncio.to_thread(policy.check, url)  # it resolves host names
+            await asyncio.to_thread(check_all)  # it resolves host names: off the event loop, one hop
         except ResgateError as exc:
             raise _http_error(exc) from exc
 

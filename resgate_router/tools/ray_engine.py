@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..images import load_image
 from ..ladder import Ladder
 from .datasets import Sample
 from .sweep import RunStore, Sweep
@@ -100,13 +101,8 @@ def _transportable(image: Any) -> str | bytes:
 
 
 def _image(value: Any) -> Any:
-    if isinstance(value, bytes):
-        from PIL import Image
-
-        image = Image.open(io.BytesIO(value))
-        image.load()
-        return image
-    return str(value)
+    """What :func:`_transportable` sent, as the router takes it (a path, or the decoded image)."""
+    return load_image(value) if isinstance(value, bytes) else str(value)
 
 
 def _groups(todo: Sequence[tuple[Sample, int]]) -> list[dict[str, Any]]:
@@ -121,6 +117,10 @@ def _groups(todo: Sequence[tuple[Sample, int]]) -> list[dict[str, Any]]:
         group["ids"].append(sample.id)
         group["questions"].append(sample.question)
     return list(groups.values())
+
+
+# what an actor's Sweep needs of the driver's (the store, the progress bar and the pool stay here)
+_ACTOR_OPTIONS = ("model", "policy", "concurrency", "max_tokens", "served_model", "stream", "batch_size")
 
 
 class _SweepActor:
@@ -186,10 +186,6 @@ class RaySweep(Sweep):
             yield from runs
 
 
-# what an actor's Sweep needs of the driver's (the store, the progress bar and the pool stay here)
-_ACTOR_OPTIONS = ("model", "policy", "concurrency", "max_tokens", "served_model", "stream", "batch_size")
-
-
 class _FeatureActor:
     """One worker of the feature pool: the backbone, loaded once, and a forward pass per batch. An
     image that does not load comes back with its error (the driver skips the sample, as locally)."""
@@ -203,14 +199,12 @@ class _FeatureActor:
         import numpy as np
 
         from ..errors import ImageError
-        from ..images import load_image
         from .training.features import _forward
 
         images, errors = [], []
         for value in batch["image"]:
             try:
-                source = value if isinstance(value, bytes) else str(value)
-                images.append(load_image(source, max_pixels=self.gate.max_pixels))
+                images.append(load_image(_image(value), max_pixels=self.gate.max_pixels))
                 errors.append("")
             except ImageError as exc:
                 errors.append(str(exc))

@@ -238,9 +238,25 @@ def extract_features(
         stored.update(zip(done_keys, features))
         extracted += len(done_keys)
 
-    if ray is not None and pending:
+    if pending and ray is not None:
         _extract_on_ray(gate, pending, store, skip, bar, batch_size, ray)
-        pending = []
+    elif pending:
+        _extract_here(gate, pending, store, skip, bar, batch_size)
+    bar.close()
+    usable = [(s, k) for s, k in zip(samples, keys) if k is not None and k in stored]
+    matrix = (
+        torch.stack([stored[k] for _, k in usable]).float()
+        if usable
+        else torch.zeros(0, gate.model.backbone.feature_dim)
+    )
+    directory = str(cache.directory) if cache else None
+    return FeatureSet(matrix, [s for s, _ in usable], hits, extracted, skipped, setting, directory)
+
+
+def _extract_here(
+    gate: Any, pending: list[tuple[str, Sample]], store: Any, skip: Any, bar: Any, batch_size: int
+) -> None:
+    """The missing features in this process, ``batch_size`` samples per forward pass."""
     for start in range(0, len(pending), batch_size):
         done_keys, images, questions = [], [], []
         for key, sample in pending[start : start + batch_size]:
@@ -254,15 +270,6 @@ def extract_features(
         if done_keys:
             store(done_keys, _forward(gate, images, questions))
         bar.update(len(pending[start : start + batch_size]))
-    bar.close()
-    usable = [(s, k) for s, k in zip(samples, keys) if k is not None and k in stored]
-    matrix = (
-        torch.stack([stored[k] for _, k in usable]).float()
-        if usable
-        else torch.zeros(0, gate.model.backbone.feature_dim)
-    )
-    directory = str(cache.directory) if cache else None
-    return FeatureSet(matrix, [s for s, _ in usable], hits, extracted, skipped, setting, directory)
 
 
 def _extract_on_ray(
