@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 import resgate_router
 
@@ -208,3 +211,19 @@ def test_full_size_tokenizer_has_smolvlm_ids():
     assert tokenizer.convert_tokens_to_ids("<global-img>") == 49152
     assert tokenizer.convert_tokens_to_ids("<image>") == 49190
     assert tokenizer.convert_tokens_to_ids("<end_of_utterance>") == 49279
+
+
+def test_modules_stay_small():
+    """The code's size rules (issue 17): no module over 400 lines, the median function within 15."""
+    root = Path(__file__).resolve().parent.parent
+    modules = [p for part in ("resgate_router", "adapters", "benchmarks") for p in (root / part).rglob("*.py")]
+    assert len(modules) > 50
+    too_long = {str(p.relative_to(root)): n for p in modules if (n := len(p.read_text().splitlines())) > 400}
+    assert not too_long, f"modules over 400 lines: {too_long}"
+    functions = [
+        node.end_lineno - node.lineno + 1
+        for p in modules
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno is not None
+    ]
+    assert statistics.median(functions) <= 15, statistics.median(functions)

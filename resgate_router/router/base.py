@@ -5,17 +5,16 @@ A request goes through three steps: :meth:`~BaseRouter.prepare` (check URLs, fin
 their headers, decode the pixels a gate looks at), one batched gate call for every image still
 undecided (:class:`GateRunner`), and :meth:`~BaseRouter.finish` (choose rungs, plan, resize, encode,
 account). Preparing and finishing are per request and run concurrently across a batch; only the gate
-call is shared. The record lifecycle (``record_response`` / ``record_error``) fires the hooks the
-savings log, the metrics and the stats subscribe to.
+call is shared. How a request's record ends (``record_response`` / ``record_error``, firing the hooks
+the savings log, the metrics and the stats subscribe to) is :mod:`.recording`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -36,6 +35,7 @@ from ..savings_log import SavingsLog
 from ..stats import RoutingStats
 from .gating import GateRunner
 from .overrides import OVERRIDE_FIELD, forced_class, is_off
+from .recording import RecordLifecycle, elapsed_ms
 
 __all__ = ["BaseRouter", "RoutedRequest", "RouterResponse", "Pending", "shares", "elapsed_ms"]
 
@@ -80,7 +80,7 @@ class Pending:
         return [ref for ref, forced in zip(self.refs, self.forced) if forced is None]
 
 
-class BaseRouter:
+class BaseRouter(RecordLifecycle):
     """Gate, resize and account. ``family`` (or ``policy``, or ``model`` to detect it) decides how a
     rung becomes a request and what it costs; ``baseline`` is what the downstream gets without the
     router (``"full"``: the image as sent, or a px rung); ``on_gate_error="baseline"`` fails open.
@@ -332,79 +332,9 @@ class BaseRouter:
             before = self.cost.prefill_flops(baseline.tokens, tiles[0])
             record.flops_saved = before - self.cost.prefill_flops(routed.tokens, tiles[1])
 
-    # ------------------------------------------------------------------ the record lifecycle
-    def record_response(self, record: SavingsRecord, response: Any = None, started: float | None = None) -> None:
-        """A request the downstream answered: its time (unless already set, e.g. to a stream's first
-        chunk), then the ``response_received`` hooks (the savings log, metrics and stats among them)."""
-        if started is not None and record.downstream_ms is None:
-            record.downstream_ms = elapsed_ms(started)
-        self.hooks.emit("response_received", record, response)
-
-    def record_error(self, record: SavingsRecord, exc: BaseException, started: float | None = None) -> None:
-        """A request that failed, before or after the downstream was called; the ``error`` hooks."""
-        if started is not None:
-            record.downstream_ms = elapsed_ms(started)
-        record.status, record.error = "error", type(exc).__name__
-        self.hooks.emit("error", record, exc)
-
-    def recorded_stream(self, record: SavingsRecord, chunks: Iterable[T], started: float) -> Iterator[T]:
-        """``chunks`` passed through and recorded once the stream ends: ``downstream_ms`` is the time
-        to the first chunk; a stream that raises or that its reader stops early is an error."""
-        last = None
-        try:
-            for last in chunks:
-                if record.downstream_ms is None:
-                    record.downstream_ms = elapsed_ms(started)
-                yield last
-        except BaseException as exc:  # GeneratorExit included: a reader that stopped early
-            self.record_error(record, exc, started if record.downstream_ms is None else None)
-            raise
-        self.record_response(record, last, started)
-
-    async def recorded_astream(
-        self,
-        record: SavingsRecord,
-        chunks: AsyncIterable[T],
-        started: float,
-        failed: Callable[[T], BaseException | None] | None = None,
-    ) -> AsyncIterator[T]:
-        """:meth:`recorded_stream` for an async stream; ``failed`` names the error a chunk reports
-        in-band (an SSE error event), which makes the request an error though the stream goes on."""
-        last, error = None, None
-        try:
-            async for last in chunks:
-                if record.downstream_ms is None:
-                    record.downstream_ms = elapsed_ms(started)
-                if failed is not None and error is None:
-                    error = failed(last)
-                yield last
-        except BaseException as exc:  # GeneratorExit and CancelledError included: a client that left
-            self.record_error(record, exc, started if record.downstream_ms is None else None)
-            raise
-        if error is None:
-            self.record_response(record, last, started)
-        else:
-            self.record_error(record, error)
-
     def record_rejected(self, request: Any, exc: BaseException) -> None:
         """A request refused before it had a record (a bad body): still one record."""
         self.record_error(self.new_record(request if isinstance(request, dict) else {}), exc)
-
-    @contextmanager
-    def recorded(self, *records: SavingsRecord) -> Iterator[list[Any]]:
-        """Time a downstream call the caller makes itself and record each request once it returns
-        (put the response in the yielded list) or raises (re-raised unchanged): one call may serve
-        several requests (an engine batch)."""
-        started = time.perf_counter()
-        box: list[Any] = []
-        try:
-            yield box
-        except BaseException as exc:
-            for record in records:
-                self.record_error(record, exc, started)
-            raise
-        for record in records:
-            self.record_response(record, box[0] if box else None, started)
 
     def close(self) -> None:
         """Flush the savings log and stop worker threads (the adapter is the subclass's to close)."""
@@ -424,8 +354,3 @@ def shares(pendings: Sequence[Pending], decisions: Sequence[GateDecision]) -> li
         out.append(list(decisions[start : start + n]))
         start += n
     return out
-
-
-def elapsed_ms(started: float) -> float:
-    """Milliseconds since ``started`` (a ``time.perf_counter()``), as every record holds them."""
-    return round((time.perf_counter() - started) * 1000, 3)
