@@ -422,6 +422,28 @@ def test_async_router_batches_concurrent_requests_and_hands_each_its_own_outcome
     assert spy.calls == [3]  # a hostile request does not cost its neighbours their batching
 
 
+def test_async_batch_that_fails_in_finishing_hands_each_request_its_error_and_keeps_serving(tiny_gate):
+    """Finishing is where a gate error with on_gate_error="raise" surfaces: each request of the batch
+    gets it in its own place, and the batcher serves the next batch."""
+    import asyncio
+
+    broken = SpyGate(tiny_gate, error=RuntimeError("boom"))
+    options = {"on_gate_error": "raise", "max_batch": 2, "max_wait_ms": 60_000}
+    router = AsyncRouter(broken, family="idefics3", metrics=False, **options)
+
+    async def run():
+        pair = [chat(image_part(PAGE), question=f"Q{k}?") for k in range(2)]
+        failed = await asyncio.gather(*(router.route(r) for r in pair), return_exceptions=True)
+        broken.error = None
+        served = await asyncio.gather(*(router.route(r) for r in pair))
+        await router.aclose()
+        return failed, served
+
+    failed, served = asyncio.run(run())
+    assert all(isinstance(f, GateError) for f in failed)
+    assert [s.record.status for s in served] == ["routed", "routed"] and broken.calls == [2, 2]
+
+
 def test_pixel_limit_is_enforced_from_the_header(tiny_gate):
     router = Router(tiny_gate, family="idefics3", metrics=False, on_bad_input="raise", max_pixels=1_000_000)
     with pytest.raises(ImageError, match="limit"):

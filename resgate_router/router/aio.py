@@ -11,7 +11,7 @@ from typing import Any
 from ..errors import ResgateError
 from ..messages import has_images
 from ..records import SavingsRecord
-from .base import BaseRouter, Pending, RoutedRequest, RouterResponse, shares
+from .base import BaseRouter, Pending, RoutedRequest, RouterResponse
 from .batcher import GateBatcher
 
 __all__ = ["AsyncRouter"]
@@ -46,17 +46,7 @@ class AsyncRouter(BaseRouter):
             return await asyncio.to_thread(self.prepare, request, override, self.new_record(request))
 
         prepared = await asyncio.gather(*map(prepare, requests, overrides), return_exceptions=True)
-        pendings = [p for p in prepared if isinstance(p, Pending)]
-        decisions, error, gate_ms = await asyncio.to_thread(self.decide, pendings)
-        finished = iter(
-            await asyncio.gather(
-                *(
-                    asyncio.to_thread(self.finish, p, mine, error, gate_ms)
-                    for p, mine in zip(pendings, shares(pendings, decisions))
-                ),
-                return_exceptions=True,
-            )
-        )
+        finished = iter(await asyncio.to_thread(self.finish_batch, [p for p in prepared if isinstance(p, Pending)]))
         results = [next(finished) if isinstance(p, Pending) else p for p in prepared]
         for result in results:
             if isinstance(result, BaseException) and (not return_exceptions or not isinstance(result, ResgateError)):
@@ -68,8 +58,9 @@ class AsyncRouter(BaseRouter):
             pending = self.prepare(request, override, record)
             return self.finish(pending, [], None, 0.0)
         pending = await asyncio.to_thread(self.prepare, request, override, record)
-        decisions, error, gate_ms = await self.batcher.decide(pending) if pending.to_gate else ([], None, 0.0)
-        return await asyncio.to_thread(self.finish, pending, decisions, error, gate_ms)
+        if pending.to_gate:
+            return await self.batcher.route(pending)
+        return await asyncio.to_thread(self.finish, pending, [], None, 0.0)  # decided without the gate
 
     async def routed(self, request: dict[str, Any], override: Any = None) -> RoutedRequest:
         """:meth:`route` for a caller that forwards the request itself and records the outcome: a

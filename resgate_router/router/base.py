@@ -213,6 +213,19 @@ class BaseRouter(RecordLifecycle):
         except Exception as exc:  # a gate is pluggable code; whatever it raises, each request fails open
             return [], exc, elapsed_ms(started)
 
+    def finish_batch(self, pendings: Sequence[Pending]) -> list[RoutedRequest | Exception]:
+        """One gate call for the batch's undecided images, then every request finished, concurrently.
+        A request whose finishing raises gets its exception in its place; the others are routed."""
+        decisions, error, gate_ms = self.decide(pendings)
+
+        def finish(p: Pending, mine: list[GateDecision]) -> RoutedRequest | Exception:
+            try:
+                return self.finish(p, mine, error, gate_ms)
+            except Exception as exc:  # handed to its own request
+                return exc
+
+        return self.map(finish, list(pendings), shares(pendings, decisions))
+
     def finish(
         self, pending: Pending, decisions: Sequence[GateDecision], gate_error: BaseException | None, gate_ms: float
     ) -> RoutedRequest:

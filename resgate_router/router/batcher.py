@@ -1,43 +1,43 @@
 """Micro-batching of gate calls: the images of concurrent requests, gathered for up to
 ``max_wait_ms`` (or until ``max_batch`` images), go to the gate in one call. Only requests that are
-prepared (fetched, decoded) join a batch, so a slow fetch delays its own request alone."""
+prepared (fetched, decoded) join a batch, so a slow fetch delays its own request alone. A batch is
+finished together (its requests concurrently, in one thread hop), so its requests leave for the
+downstream together, where an engine batches them in turn."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING
 
-from ..gate.decision import GateDecision
-from .base import Pending, shares
+from .base import Pending, RoutedRequest
 
 if TYPE_CHECKING:
     from .base import BaseRouter
 
 __all__ = ["GateBatcher"]
 
-Outcome = tuple[list[GateDecision], BaseException | None, float]
-
 
 class GateBatcher:
     def __init__(self, router: BaseRouter, *, max_batch: int = 16, max_wait_ms: float = 5.0) -> None:
         self.router, self.max_batch, self.max_wait = router, max_batch, max_wait_ms / 1000
-        self._queue: asyncio.Queue[tuple[Pending, asyncio.Future[Outcome]]] | None = None
+        self._queue: asyncio.Queue[tuple[Pending, asyncio.Future[RoutedRequest]]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def decide(self, pending: Pending) -> Outcome:
-        """This request's share of a batched gate call: (its decisions, the gate's error, gate ms)."""
+    async def route(self, pending: Pending) -> RoutedRequest:
+        """``pending`` gated in a shared batch call, then finished (what :meth:`BaseRouter.finish` raises
+        is raised here)."""
         loop = asyncio.get_running_loop()
         if self._queue is None or self._loop is not loop:  # first use, or a new event loop
             self._queue, self._loop = asyncio.Queue(), loop
             self._task = loop.create_task(self._run(self._queue))
-        future: asyncio.Future[Outcome] = loop.create_future()
+        future: asyncio.Future[RoutedRequest] = loop.create_future()
         await self._queue.put((pending, future))
         return await future
 
     async def _gather(
-        self, queue: asyncio.Queue[tuple[Pending, asyncio.Future[Outcome]]]
-    ) -> list[tuple[Pending, asyncio.Future[Outcome]]]:
+        self, queue: asyncio.Queue[tuple[Pending, asyncio.Future[RoutedRequest]]]
+    ) -> list[tuple[Pending, asyncio.Future[RoutedRequest]]]:
         batch = [await queue.get()]
         images = len(batch[0][0].to_gate)
         deadline = asyncio.get_running_loop().time() + self.max_wait
@@ -56,20 +56,20 @@ class GateBatcher:
             images += len(item[0].to_gate)
         return batch
 
-    async def _run(self, queue: asyncio.Queue[tuple[Pending, asyncio.Future[Outcome]]]) -> None:
+    async def _run(self, queue: asyncio.Queue[tuple[Pending, asyncio.Future[RoutedRequest]]]) -> None:
         while True:
             batch = await self._gather(queue)
-            pendings = [pending for pending, _ in batch]
             try:
-                decisions, error, gate_ms = await asyncio.to_thread(self.router.decide, pendings)
+                results = await asyncio.to_thread(self.router.finish_batch, [pending for pending, _ in batch])
             except Exception as exc:  # no gate at all (a ConfigError): each request gets it
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), mine in zip(batch, shares(pendings, decisions)):
-                if not future.done():  # its client may have gone
-                    future.set_result((mine, error, gate_ms))
+                results = [exc] * len(batch)
+            for (_, future), result in zip(batch, results):
+                if future.done():  # its client may have gone
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
 
     async def close(self) -> None:
         if self._task is not None:

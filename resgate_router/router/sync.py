@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import ResgateError
 from ..records import SavingsRecord
-from .base import BaseRouter, Pending, RoutedRequest, RouterResponse, shares
+from .base import BaseRouter, Pending, RoutedRequest, RouterResponse
 
 __all__ = ["Router"]
 
@@ -41,21 +41,11 @@ class Router(BaseRouter):
                 return exc
 
         prepared = self.map(prepare, list(requests), overrides)
-        pendings = [p for p in prepared if isinstance(p, Pending)]
-        decisions, error, gate_ms = self.decide(pendings)
-
-        def finish(p: Pending, mine: list[Any]) -> RoutedRequest | ResgateError:
-            try:
-                return self.finish(p, mine, error, gate_ms)
-            except ResgateError as exc:
-                return exc
-
-        finished = iter(self.map(finish, pendings, shares(pendings, decisions)))
+        finished = iter(self.finish_batch([p for p in prepared if isinstance(p, Pending)]))
         results = [next(finished) if isinstance(p, Pending) else p for p in prepared]
-        if not return_exceptions:
-            for result in results:
-                if isinstance(result, ResgateError):
-                    raise result
+        for result in results:
+            if isinstance(result, Exception) and (not return_exceptions or not isinstance(result, ResgateError)):
+                raise result
         return results
 
     def _route(self, request: dict[str, Any], override: Any, record: SavingsRecord) -> RoutedRequest:
