@@ -52,19 +52,20 @@ def _ray_start() -> float:
 def main(args: Any) -> None:
     from resgate_router.tools.synthetic import generate_documents
 
-    work = Path(tempfile.mkdtemp(prefix="resgate-ray-bench-"))
-    pages = max(1, args.samples // 3 + 1)
-    data = generate_documents(work / "docs", n=pages, seed=5, kinds=("invoice", "receipt", "form"))
-    runs = args.samples * len(args.ladder.split(","))
-    seconds: dict[str, list[float]] = {name: [] for name in ENGINES}
-    starts = []
-    for round_ in range(args.rounds):
-        for name, extra in ENGINES.items():
-            took = _label(data, work / f"{name}-{round_}" / "labels.jsonl", args.ladder, args.samples, extra)
-            seconds[name].append(took)
-            print(f"round {round_ + 1}: {name}: {took:.1f} s ({runs / took:.2f} runs/s)", flush=True)
-        starts.append(_ray_start())
-    outputs = {name: (work / f"{name}-0" / "labels.jsonl").read_bytes() for name in ENGINES}
+    with tempfile.TemporaryDirectory(prefix="resgate-ray-bench-") as tmp:  # documents, stores, labels
+        work = Path(tmp)
+        pages = max(1, args.samples // 3 + 1)
+        data = generate_documents(work / "docs", n=pages, seed=5, kinds=("invoice", "receipt", "form"))
+        runs = args.samples * len(args.ladder.split(","))
+        seconds: dict[str, list[float]] = {name: [] for name in ENGINES}
+        starts = []
+        for round_ in range(args.rounds):
+            for name, extra in ENGINES.items():
+                took = _label(data, work / f"{name}-{round_}" / "labels.jsonl", args.ladder, args.samples, extra)
+                seconds[name].append(took)
+                print(f"round {round_ + 1}: {name}: {took:.1f} s ({runs / took:.2f} runs/s)", flush=True)
+            starts.append(_ray_start())
+        outputs = {name: (work / f"{name}-0" / "labels.jsonl").read_bytes() for name in ENGINES}
     results = {
         name: {
             "wall_s": round(median(v), 2),

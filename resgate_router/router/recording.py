@@ -5,7 +5,7 @@ subscribe to them), with ``downstream_ms`` set however the downstream call ended
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -56,7 +56,7 @@ class RecordLifecycle:
         chunks: AsyncIterable[T],
         started: float,
         failed: Callable[[T], BaseException | None] | None = None,
-    ) -> AsyncIterator[T]:
+    ) -> AsyncGenerator[T, None]:
         """:meth:`recorded_stream` for an async stream; ``failed`` names the error a chunk reports
         in-band (an SSE error event), which makes the request an error though the stream goes on."""
         last, error = None, None

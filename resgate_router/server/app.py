@@ -10,6 +10,7 @@ logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -186,23 +187,22 @@ async def _sse(
     chunks: AsyncGenerator[dict[str, Any], None],
 ) -> AsyncIterator[bytes]:
     """The upstream's chunks, re-framed as SSE; a failure mid-stream ends with an error event. The
-    request is logged once however the stream ends, a client that hangs up included."""
-    error: BaseException | None = None
-    try:
+    request is recorded once however the stream ends (``recorded_astream``), a client that hangs up
+    included: closing this stream closes the recorded one."""
+
+    async def upstream() -> AsyncIterator[dict[str, Any]]:
         if first is not None:
-            yield f"data: {json.dumps(first)}\n\n".encode()
+            yield first
             async for chunk in chunks:
+                yield chunk
+
+    try:
+        # (the record already holds downstream_ms, the time to the first chunk)
+        async with contextlib.aclosing(router.recorded_astream(record, upstream(), time.perf_counter())) as recorded:
+            async for chunk in recorded:
                 yield f"data: {json.dumps(chunk)}\n\n".encode()
         yield b"data: [DONE]\n\n"
-    except ResgateError as exc:
-        error = exc
+    except ResgateError as exc:  # already recorded as the request's error
         yield b"data: " + error_response(exc).body + b"\n\n"
-    except BaseException as exc:  # the client went away (cancelled, closed): logged, then re-raised
-        error = exc
-        raise
     finally:
-        if error is None:
-            router.record_response(record, None)
-        else:
-            router.record_error(record, error)
         await chunks.aclose()

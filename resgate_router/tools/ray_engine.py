@@ -204,7 +204,8 @@ class _FeatureActor:
         images, errors = [], []
         for value in batch["image"]:
             try:
-                images.append(load_image(_image(value), max_pixels=self.gate.max_pixels))
+                source = value if isinstance(value, bytes) else str(value)  # decoded once, at the gate's limit
+                images.append(load_image(source, max_pixels=self.gate.max_pixels))
                 errors.append("")
             except ImageError as exc:
                 errors.append(str(exc))
