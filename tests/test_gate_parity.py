@@ -105,6 +105,21 @@ def test_cares_batch_equals_single(tiny_backbone):
     assert (batched - singles).abs().max().item() <= 1e-5
 
 
+def test_image_features_equal_transformers(tiny_gate):
+    """The backbone's own image features (no full scans of the pixels) are transformers'
+    ``get_image_features``: an all-zero padding view dropped, a real view starting with 0 kept."""
+    backbone = tiny_gate.model.backbone
+    tile = tiny_gate.tile_size
+    pixels = torch.rand(2, 2, 3, tile, tile, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    pixels[0, 0, 0, 0, 0] = 0.0  # real, though its first value is 0
+    pixels[1, 1] = 0.0  # padding
+    with torch.inference_mode():
+        ours = backbone.image_features(pixels)
+        theirs = backbone.model.get_image_features(pixels, return_dict=True).pooler_output
+    assert ours.shape[0] == 3
+    assert torch.equal(ours, theirs)
+
+
 def test_bfloat16_runs_and_stays_close(tiny_backbone, page):
     torch.manual_seed(5)
     fp32 = SmolVLMGate.from_backbone(tiny_backbone)
