@@ -120,6 +120,20 @@ def test_image_features_equal_transformers(tiny_gate):
     assert torch.equal(ours, theirs)
 
 
+def test_backbone_forward_without_a_pixel_mask_equals_transformers_path(tiny_gate):
+    """The gate's own path (no pixel mask) pools the same features as transformers' (a pixel mask
+    given, so ``get_image_features`` runs as it is)."""
+    pages = [make_document_image(850, 1100, seed=s) for s in range(2)]
+    batch = tiny_gate.prepare(pages, ["What is the total?", "Date?"])
+    pixels = batch["pixel_values"]
+    mask = torch.ones((*pixels.shape[:2], *pixels.shape[-2:]), dtype=torch.bool)
+    backbone = tiny_gate.model.backbone
+    with torch.inference_mode():
+        ours = backbone(batch["input_ids"], batch["attention_mask"], pixels)
+        theirs = backbone(batch["input_ids"], batch["attention_mask"], pixels, pixel_attention_mask=mask)
+    assert torch.equal(ours, theirs)
+
+
 def test_bfloat16_runs_and_stays_close(tiny_backbone, page):
     torch.manual_seed(5)
     fp32 = SmolVLMGate.from_backbone(tiny_backbone)

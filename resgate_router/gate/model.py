@@ -11,7 +11,7 @@ layer ``k``; for ``k == L`` transformers returns the normed state, so the norm i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -90,44 +90,40 @@ class FeatureBackbone(nn.Module):
         pixel_values: torch.Tensor,
         pixel_attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if pixel_attention_mask is not None:  # a transformers processor's padded images: its own path
-            out = self.model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                pixel_values=pixel_values,
-                pixel_attention_mask=pixel_attention_mask,
-                use_cache=False,
-                output_hidden_states=self.window > 0,
-                return_dict=True,
-            )
-        else:
-            embeds = self.model.text_model.get_input_embeddings()(input_ids)
-            images = self.image_features(pixel_values).to(embeds.dtype)
-            out = self.model.text_model(
-                inputs_embeds=self.model.inputs_merger(input_ids, embeds, images),
-                attention_mask=attention_mask,
-                use_cache=False,
-                output_hidden_states=self.window > 0,
-            )
+        embeds = self.model.text_model.get_input_embeddings()(input_ids)
+        images = self.image_features(pixel_values, pixel_attention_mask).to(dtype=self.model.dtype)
+        out = self.model.text_model(  # what Idefics3Model.forward does once it has the image features
+            inputs_embeds=self.model.inputs_merger(input_ids, embeds, images),
+            attention_mask=attention_mask,
+            use_cache=False,
+            output_hidden_states=self.window > 0,
+        )
         if self.window > 0:
             hidden = torch.stack(out.hidden_states[self.low : self.high + 1], dim=0).mean(dim=0)
         else:
             hidden = out.last_hidden_state
         return masked_mean_pool(hidden, input_ids, attention_mask, self.image_token_id)
 
-    def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """The connector's outputs for the real views of a (batch, views, 3, H, W) tensor of whole
-        tiles: what Idefics3's ``get_image_features`` computes without a pixel mask, minus its two scans
-        of every pixel (one to find the all-zero padding views, one of an all-ones pixel mask), which
-        cost more than a tiny backbone's forward. Only views whose first value is 0 are checked whole."""
+    def image_features(
+        self, pixel_values: torch.Tensor, pixel_attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The connector's outputs for the real views of (batch, views, 3, H, W) pixels: Idefics3's
+        ``get_image_features``. With a pixel mask (a processor's padded images) it is transformers' own;
+        without one (whole tiles: the gate's own preprocessing) it skips that function's two scans of
+        every pixel (all-zero padding views, an all-ones pixel mask), which cost more than a tiny
+        backbone's forward: only views whose first value is 0 are checked whole."""
+        if pixel_attention_mask is not None:
+            return cast(
+                torch.Tensor,
+                self.model.get_image_features(pixel_values, pixel_attention_mask, return_dict=True).pooler_output,
+            )
         views = pixel_values.flatten(0, 1).to(self.model.dtype)
         maybe = torch.nonzero(views[:, 0, 0, 0] == 0).flatten()
         if len(maybe):
             real = torch.ones(len(views), dtype=torch.bool, device=views.device)
             real[maybe] = views[maybe].flatten(1).ne(0).any(dim=1)
             views = views[real]
-        features: torch.Tensor = self.model.connector(self.model.vision_model(pixel_values=views).last_hidden_state)
-        return features
+        return cast(torch.Tensor, self.model.connector(self.model.vision_model(pixel_values=views).last_hidden_state))
 
 
 @dataclass
