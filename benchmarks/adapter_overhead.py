@@ -78,7 +78,9 @@ def main(args: argparse.Namespace) -> dict:
         if base_url is None:
             from resgate_router.tools.servers import vllm_server
 
-            base_url = stack.enter_context(vllm_server(build_tiny_smolvlm(tmp), served_model_name=args.model))
+            base_url = stack.enter_context(
+                vllm_server(build_tiny_smolvlm(tmp), served_model_name=args.model, engine_in_process=True)
+            )
         adapter = stack.enter_context(OpenAIAdapter(base_url, max_retries=0))
         policy = get_policy("idefics3", pre_resize=not args.no_pre_resize)
         router = Router(None, adapter, policy=policy, metrics=False)

@@ -72,7 +72,7 @@ def main(args: argparse.Namespace) -> dict:
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         upstream = args.base_url or stack.enter_context(
-            vllm_server(build_tiny_smolvlm(tmp), served_model_name=args.model)
+            vllm_server(build_tiny_smolvlm(tmp), served_model_name=args.model, engine_in_process=True)
         )
         gate = {"fixed_class": 0} if args.gate == "fixed" else {"gate": str(build_tiny_gate(f"{tmp}/gate"))}
         for pre_resize in (True, False) if args.gate == "fixed" else (True,):

