@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 from .errors import ImageError, InputError
-from .gate.resample import resize_image
+from .gate.resample import resize_image, share_renditions
 from .images import DEFAULT_MAX_PIXELS, load_image, probe_size
 
 __all__ = [
@@ -70,6 +70,8 @@ class ImageRef:
         if self._image is None and self.source is not None:
             self._image = load_image(self.source, max_pixels=self.max_pixels)
             self._native = self._image.size
+            if self.kind != "pil":  # our own decode, which nobody else holds: the gate and the
+                share_renditions(self._image)  # pre-resize may shrink it to one size, computed once
         return self._image
 
     @property

@@ -18,7 +18,7 @@ import pytest
 from PIL import ImageFile
 from resgate_router.adapters.openai_http import AsyncOpenAIAdapter, OpenAIAdapter
 
-from resgate_router import AsyncRouter, FixedGate, Router
+from resgate_router import AsyncRouter, FixedGate, Router, SmolVLMGate
 from resgate_router.messages import encode_data_url
 from resgate_router.testing import make_document_image
 
@@ -195,6 +195,44 @@ def decodes(monkeypatch):
 def test_an_image_is_decoded_once_for_a_real_gate(tiny_gate, decodes):
     routed = Router(tiny_gate, family="idefics3", metrics=False).route(chat())
     assert routed.record.status == "routed" and decodes == [PAGE.size]  # gate and resize share it
+
+
+def test_the_gates_shrink_and_the_pre_resize_are_one_resize(tiny_gate_dir, monkeypatch):
+    """The single-tile gate shrinks the page to 512 px on its longest side, and a decision for the
+    512 rung pre-resizes it to that same size with the same filter: computed once, sent as computed."""
+    import torch
+    from PIL import Image
+
+    from resgate_router.gate import resample
+    from resgate_router.images import load_image
+    from resgate_router.messages import decode_data_url
+
+    gate = SmolVLMGate.from_pretrained(tiny_gate_dir)
+    with torch.no_grad():  # whatever the random weights, the 512 rung (class 1)
+        gate.model.head[3].weight.zero_()
+        gate.model.head[3].bias.copy_(torch.tensor([-9.0, 9.0, -9.0]))
+    computed = []
+    real = resample._resize
+    monkeypatch.setattr(resample, "_resize", lambda im, size, f: computed.append((im.size, size)) or real(im, size, f))
+    routed = Router(gate, family="idefics3", metrics=False).route(chat())
+    assert routed.record.images[0].rung == 512 and tuple(routed.record.images[0].sent) == (384, 512)
+    assert computed.count((PAGE.size, (384, 512))) == 1  # the gate's; the pre-resize reused it
+    sent = load_image(decode_data_url(routed.request["messages"][0]["content"][0]["image_url"]["url"])[1])
+    assert sent.tobytes() == PAGE.resize((384, 512), Image.Resampling.LANCZOS).tobytes()
+
+
+def test_a_callers_own_image_is_resized_afresh_each_time():
+    """Only images nobody else holds share renditions: a caller may change theirs between calls."""
+    from PIL import Image
+
+    from resgate_router.gate.resample import resize_image, share_renditions
+
+    mine = make_document_image(700, 500, lines=4, seed=2)
+    first = resize_image(mine, (350, 250), Image.Resampling.LANCZOS)
+    mine.paste((0, 0, 0), (0, 0, 700, 500))
+    assert resize_image(mine, (350, 250), Image.Resampling.LANCZOS).getextrema() == ((0, 0),) * 3 != first.getextrema()
+    ours = share_renditions(make_document_image(700, 500, lines=4, seed=2))
+    assert resize_image(ours, (350, 250), Image.Resampling.LANCZOS) is resize_image(ours, (350, 250), 1)
 
 
 @pytest.mark.parametrize("request_kwargs", [{}, {"resgate": "high"}, {"resgate": "off"}])

@@ -6,20 +6,35 @@ on bands of rows and the vertical pass on bands of columns, each band an ordinar
 needs only that one pass, with the same filter coefficients as the whole image's: the result is the
 whole resize's, for any scale. Pillow releases the GIL while it resamples, so the bands run in
 parallel.
+
+Images the router decoded itself can share their renditions (:func:`share_renditions`): the gate's
+shrink of a page and the router's pre-resize of it are often the very same resize.
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
 
 import numpy as np
 from PIL import Image
 
 from .pool import WORKERS, parallel_map
 
-__all__ = ["horizontal_first", "resize", "resize_image"]
+__all__ = ["horizontal_first", "resize", "resize_image", "share_renditions"]
 
 _MIN_PIXELS = 256 * 256  # below this a pass is cheaper than handing it to threads
+_RENDITIONS: dict[int, dict[tuple[tuple[int, int], int], Image.Image]] = {}  # by id(source), while it lives
+
+
+def share_renditions(image: Image.Image) -> Image.Image:
+    """From now on, each resize of ``image`` to one size with one filter is computed once and the
+    result shared (so no caller may change it or them: for images nobody else holds, such as the
+    router's own decodes). The shared results go when ``image`` does."""
+    if id(image) not in _RENDITIONS:
+        _RENDITIONS[id(image)] = {}
+        weakref.finalize(image, _RENDITIONS.pop, id(image), None)
+    return image
 
 
 def _bands(length: int) -> list[tuple[int, int]]:
@@ -70,7 +85,18 @@ def resize(image: Image.Image, size: tuple[int, int], resample: int) -> np.ndarr
 
 def resize_image(image: Image.Image, size: tuple[int, int], resample: int) -> Image.Image:
     """``image.resize(size, resample)`` (an RGB or L image), bit for bit, each pass in bands on
-    threads when the image is large enough for that to pay."""
+    threads when the image is large enough for that to pay; shared when ``image`` shares renditions."""
+    shared = _RENDITIONS.get(id(image))
+    key = ((int(size[0]), int(size[1])), int(resample))
+    if shared is not None and key in shared:
+        return shared[key]
+    result = _resize(image, key[0], resample)
+    if shared is not None:
+        shared[key] = result
+    return result
+
+
+def _resize(image: Image.Image, size: tuple[int, int], resample: int) -> Image.Image:
     (width, height), (out_w, out_h) = image.size, size
     if WORKERS < 2 or max(width, out_w) * max(height, out_h) < _MIN_PIXELS:
         return image.resize(size, resample)
