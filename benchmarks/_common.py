@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import platform
 import statistics
@@ -62,6 +64,14 @@ def full_size_backbone(path: Path | None = None) -> Path:
         print(f"building the full-size SmolVLM-256M architecture (random weights) in {path} ...", flush=True)
         build_smolvlm_256m(path)
     return path
+
+
+def png_data_url(image: Any) -> str:
+    """A PIL image as a client sends it: a PNG data URL with Pillow's default settings. Written here,
+    not by the package under test, so every tree of a comparison reads the same bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
 
 
 def write_json(path: str | None, payload: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ import statistics
 import tempfile
 import time
 
-from ._common import environment, run_cli, write_json
+from ._common import environment, png_data_url, run_cli, write_json
 
 
 def add_cli_args(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> dict:
     from resgate_router.adapters.openai_http import OpenAIAdapter, safe_processor_kwargs
 
     from resgate_router import Router, get_policy
-    from resgate_router.messages import decode_data_url, encode_data_url
+    from resgate_router.messages import decode_data_url
     from resgate_router.testing import build_tiny_smolvlm, make_document_image
 
     with contextlib.ExitStack() as stack:
@@ -97,7 +97,7 @@ def main(args: argparse.Namespace) -> dict:
             parts = [{"type": "text", "text": "What is the total?"}]
             if size is not None:
                 page = make_document_image(*size, lines=20, seed=1)
-                parts.insert(0, {"type": "image_url", "image_url": {"url": encode_data_url(page)}})
+                parts.insert(0, {"type": "image_url", "image_url": {"url": png_data_url(page)}})
             messages = [{"role": "user", "content": parts}]
             kwargs = {"model": args.model, "max_tokens": 1, "temperature": 0, "messages": messages}
             request = {**kwargs, "resgate": "low"}

@@ -30,7 +30,7 @@ from typing import Any
 
 from tests.upstreams import sse_events
 
-from ._common import run_cli, write_json
+from ._common import png_data_url, run_cli, write_json
 
 #: request kinds, cycled through by each client (offset by its number)
 KINDS = ("image", "text", "image", "stream", "image", "text", "image", "stream", "image", "bad")
@@ -57,11 +57,10 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
 
 @functools.cache
 def pages() -> list[str]:
-    from resgate_router.messages import encode_data_url
     from resgate_router.testing import make_document_image
 
     sizes = [(640, 480), (320, 240), (1000, 700), (200, 150)]
-    return [encode_data_url(make_document_image(w, h, lines=6, seed=i)) for i, (w, h) in enumerate(sizes)]
+    return [png_data_url(make_document_image(w, h, lines=6, seed=i)) for i, (w, h) in enumerate(sizes)]
 
 
 def request_body(kind: str, tag: str, page: str) -> dict[str, Any]:

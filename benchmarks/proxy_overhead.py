@@ -21,7 +21,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ._common import environment, run_cli, write_json
+from ._common import environment, png_data_url, run_cli, write_json
 
 
 def add_cli_args(parser: argparse.ArgumentParser) -> None:
@@ -57,13 +57,12 @@ def main(args: argparse.Namespace) -> dict:
     from resgate_router.adapters.openai_http import safe_processor_kwargs
 
     from resgate_router import Router
-    from resgate_router.messages import encode_data_url
     from resgate_router.server import ServerSettings, create_app
     from resgate_router.server.routing import build_router
     from resgate_router.testing import build_tiny_gate, build_tiny_smolvlm, make_document_image
     from resgate_router.tools.servers import serve_app, vllm_server
 
-    page = encode_data_url(make_document_image(640, 480, lines=8, seed=1))
+    page = png_data_url(make_document_image(640, 480, lines=8, seed=1))
     bodies = {
         "text": [{"type": "text", "text": "What is the total?"}],
         "page": [{"type": "image_url", "image_url": {"url": page}}, {"type": "text", "text": "What is the total?"}],

@@ -21,6 +21,7 @@ from PIL import Image
 from .errors import ImageError, InputError
 from .gate.resample import resize_image, share_renditions
 from .images import DEFAULT_MAX_PIXELS, load_image, probe_size
+from .png import encode_png
 
 __all__ = [
     "ImageRef",
@@ -199,12 +200,15 @@ def decode_data_url(url: str, where: str = "image") -> tuple[str, bytes]:
 
 
 def encode_data_url(image: Image.Image, mime: str | None = None, quality: int = 95) -> str:
-    """Re-encode: JPEG stays JPEG (at ``quality``), everything else becomes PNG (lossless)."""
-    fmt, mime = ("JPEG", "image/jpeg") if mime in ("image/jpeg", "image/jpg") else ("PNG", "image/png")
-    buffer = io.BytesIO()
-    # PNG at zlib level 1: several times faster to write than the default 6, a little larger
-    image.save(buffer, format=fmt, **({"quality": quality} if fmt == "JPEG" else {"compress_level": 1}))
-    return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+    """Re-encode: JPEG stays JPEG (at ``quality``), everything else becomes PNG (lossless, zlib level
+    1: several times faster to write than the default 6, a little larger)."""
+    if mime in ("image/jpeg", "image/jpg"):
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=quality)
+        mime, data = "image/jpeg", buffer.getvalue()
+    else:
+        mime, data = "image/png", encode_png(image)
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def rewrite_images(

@@ -6,6 +6,8 @@ CPU tensors: the code a CUDA gate runs)."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -128,3 +130,42 @@ def test_the_device_path_uploads_a_batch_once(tiny_gate_dir, monkeypatch):
     monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: copies.append(self.dtype) or real(self, *a, **k))
     gate.device_preprocessor.upload(list(VARIED.values())[:3])
     assert copies == [torch.uint8]  # one copy, of uint8 pixels
+
+
+def test_within_a_batchs_item_a_resize_is_not_banded(monkeypatch):
+    """A batch's items run side by side; inside one, a resize is not split into bands on the pixel
+    pool (its siblings have the cores) and still equals Pillow's; outside a batch it is banded."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from resgate_router.gate import pool, resample
+
+    monkeypatch.setattr(resample, "WORKERS", 2)
+    bands: list[str] = []
+    real_map = resample.parallel_map
+    monkeypatch.setattr(resample, "parallel_map", lambda fn, items: bands.append("banded") or real_map(fn, items))
+    page = Image.fromarray(np.random.default_rng(3).integers(0, 256, (2200, 1700, 3), dtype=np.uint8))
+    expected = page.resize((396, 512), Image.Resampling.LANCZOS).tobytes()
+
+    def shrink(_: int) -> bytes:
+        return resample.resize_image(page, (396, 512), Image.Resampling.LANCZOS).tobytes()
+
+    assert shrink(0) == expected and bands == ["banded", "banded"]  # one call per pass
+    bands.clear()
+    with ThreadPoolExecutor(2) as executor:
+        assert pool.concurrently(executor, shrink, [0, 1]) == [expected, expected]
+    assert bands == []
+    assert not pool.in_batch()
+
+
+def test_parallel_map_runs_inline_within_a_batchs_item():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from resgate_router.gate import pool
+
+    def item(_: int) -> set[bool]:
+        here = threading.current_thread().name
+        return {name == here for name in pool.parallel_map(lambda _: threading.current_thread().name, range(4))}
+
+    with ThreadPoolExecutor(2) as executor:
+        assert pool.concurrently(executor, item, range(3)) == [{True}] * 3
+    assert pool.parallel_map(lambda x: x * 2, range(3)) == [0, 2, 4]

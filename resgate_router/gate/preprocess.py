@@ -21,7 +21,7 @@ from PIL import Image
 
 from ..errors import ConfigError, QuestionError
 from ..policies.idefics3 import resized_size, tile_grid
-from .pool import parallel_map
+from .pool import concurrently, parallel_map
 from .profiles import prepare_image
 from .resample import resize_image
 
@@ -186,7 +186,7 @@ class Idefics3Preprocessor:
         """``input_ids``, ``attention_mask``, ``pixel_values`` for decoded images (tiles in ``pool``
         threads when given: PIL and numpy release the GIL)."""
         use_pool = pool is not None and len(images) > 1
-        rendered = list(pool.map(self.render, images)) if use_pool else [self.render(image) for image in images]
+        rendered = concurrently(pool, self.render, images) if use_pool else [self.render(image) for image in images]
         ids, mask = self.encode([self.token_ids(q, rows, cols) for q, (_, rows, cols) in zip(questions, rendered)])
         most = max(len(views) for views, _, _ in rendered)
         pixels = np.empty((len(rendered), most, 3, self.tile, self.tile), dtype=np.float32)

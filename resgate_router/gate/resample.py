@@ -5,7 +5,7 @@ input row), then vertical (every output column from one input column). So the ho
 on bands of rows and the vertical pass on bands of columns, each band an ordinary Pillow resize that
 needs only that one pass, with the same filter coefficients as the whole image's: the result is the
 whole resize's, for any scale. Pillow releases the GIL while it resamples, so the bands run in
-parallel.
+parallel (unless the resize is one item of a batch already running side by side: ``gate.pool``).
 
 Images the router decoded itself can share their renditions (:func:`share_renditions`): the gate's
 shrink of a page and the router's pre-resize of it are often the very same resize.
@@ -19,7 +19,7 @@ import weakref
 import numpy as np
 from PIL import Image
 
-from .pool import WORKERS, parallel_map
+from .pool import WORKERS, in_batch, parallel_map
 
 __all__ = ["horizontal_first", "resize", "resize_image", "share_renditions"]
 
@@ -98,8 +98,8 @@ def resize_image(image: Image.Image, size: tuple[int, int], resample: int) -> Im
 
 def _resize(image: Image.Image, size: tuple[int, int], resample: int) -> Image.Image:
     (width, height), (out_w, out_h) = image.size, size
-    if WORKERS < 2 or max(width, out_w) * max(height, out_h) < _MIN_PIXELS:
-        return image.resize(size, resample)
+    if WORKERS < 2 or in_batch() or max(width, out_w) * max(height, out_h) < _MIN_PIXELS:
+        return image.resize(size, resample)  # (within a batch's item its siblings have the cores)
     passes = [(True, out_w)] * (out_w != width) + [(False, out_h)] * (out_h != height)
     if not horizontal_first(image.size, size):
         passes.reverse()

@@ -23,6 +23,7 @@ from ..errors import ConfigError, ForbiddenURLError, GateError, InputError, Resg
 from ..fetch import AddressPolicy, RemoteImageFetcher
 from ..flops import model_cost
 from ..gate.decision import GateDecision, default_class_names
+from ..gate.pool import concurrently
 from ..gate.protocol import Gate, check_gate
 from ..hooks import HookName, Hooks
 from ..images import DEFAULT_MAX_PIXELS
@@ -260,7 +261,7 @@ class BaseRouter(RecordLifecycle):
             return list(map(fn, *iterables))
         if self._pipeline is None:
             self._pipeline = ThreadPoolExecutor(_PIPELINE_WORKERS, thread_name_prefix="resgate-route")
-        return list(self._pipeline.map(fn, *iterables))
+        return concurrently(self._pipeline, fn, *iterables)
 
     def _apply(self, p: Pending, rungs: list[Rung], decisions: list[GateDecision]) -> RoutedRequest:
         routed = self.policy.plan([r.native for r in p.refs], rungs)
