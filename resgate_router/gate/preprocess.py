@@ -114,7 +114,9 @@ class Idefics3Preprocessor:
 
         def plane(job: tuple[int, int]) -> None:
             n, c = job
-            out[n, c] = self.lut[c].take(images[n][..., c])
+            # straight into ``out``; uint8 indices never leave the 256-entry table, so "clip" never
+            # clips (it only spares numpy the buffered copy that the default "raise" makes)
+            self.lut[c].take(images[n][..., c], out=out[n, c], mode="clip")
 
         parallel_map(plane, [(n, c) for n in range(len(images)) for c in range(3)])
         return out
