@@ -68,7 +68,8 @@ def full_size_backbone(path: Path | None = None) -> Path:
 
 def png_data_url(image: Any) -> str:
     """A PIL image as a client sends it: a PNG data URL with Pillow's default settings. Written here,
-    not by the package under test, so every tree of a comparison reads the same bytes."""
+    not by the package under test (nor the tree's ``tests``, which ``benchmarks.versus`` puts on the
+    path from each tree), so every tree of a comparison reads the same bytes."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"

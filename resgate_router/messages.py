@@ -200,8 +200,8 @@ def decode_data_url(url: str, where: str = "image") -> tuple[str, bytes]:
 
 
 def encode_data_url(image: Image.Image, mime: str | None = None, quality: int = 95) -> str:
-    """Re-encode: JPEG stays JPEG (at ``quality``), everything else becomes PNG (lossless, zlib level
-    1: several times faster to write than the default 6, a little larger)."""
+    """Re-encode: JPEG stays JPEG (at ``quality``), everything else becomes PNG (lossless, written by
+    :func:`~resgate_router.png.encode_png`)."""
     if mime in ("image/jpeg", "image/jpg"):
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=quality)

@@ -139,6 +139,7 @@ def test_within_a_batchs_item_a_resize_is_not_banded(monkeypatch):
 
     from resgate_router.gate import pool, resample
 
+    monkeypatch.setattr(pool, "WORKERS", 2)  # as on any machine with 2 cores or more
     monkeypatch.setattr(resample, "WORKERS", 2)
     bands: list[str] = []
     real_map = resample.parallel_map
@@ -154,18 +155,20 @@ def test_within_a_batchs_item_a_resize_is_not_banded(monkeypatch):
     with ThreadPoolExecutor(2) as executor:
         assert pool.concurrently(executor, shrink, [0, 1]) == [expected, expected]
     assert bands == []
-    assert not pool.in_batch()
+    assert pool.splits()  # the caller's thread was never marked
 
 
-def test_parallel_map_runs_inline_within_a_batchs_item():
+def test_parallel_map_runs_inline_within_a_batchs_item(monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
     from resgate_router.gate import pool
 
-    def item(_: int) -> set[bool]:
-        here = threading.current_thread().name
-        return {name == here for name in pool.parallel_map(lambda _: threading.current_thread().name, range(4))}
+    monkeypatch.setattr(pool, "WORKERS", 2)
 
-    with ThreadPoolExecutor(2) as executor:
-        assert pool.concurrently(executor, item, range(3)) == [{True}] * 3
-    assert pool.parallel_map(lambda x: x * 2, range(3)) == [0, 2, 4]
+    def threads(_: int = 0) -> set[str]:
+        return set(pool.parallel_map(lambda _: threading.current_thread().name, range(4)))
+
+    with ThreadPoolExecutor(2, thread_name_prefix="batch") as executor:
+        inside = pool.concurrently(executor, threads, range(3))
+    assert all(len(names) == 1 and next(iter(names)).startswith("batch") for names in inside)  # its own thread
+    assert all(name.startswith("resgate-pixels") for name in threads())  # outside a batch: the pool's

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["WORKERS", "concurrently", "in_batch", "parallel_map"]
+__all__ = ["WORKERS", "concurrently", "parallel_map", "splits"]
 
 WORKERS = min(4, os.cpu_count() or 1)
 _pool: ThreadPoolExecutor | None = None
@@ -26,9 +26,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def in_batch() -> bool:
-    """Whether this thread is running one item of a batch whose items run side by side."""
-    return getattr(_state, "in_batch", False)
+def splits() -> bool:
+    """Whether splitting one image's work across threads pays here: more than one worker, and this
+    thread is not one item of a batch whose items already run side by side."""
+    return WORKERS > 1 and not getattr(_state, "in_batch", False)
 
 
 def concurrently(executor: Executor, function: Callable[..., R], *iterables: Sequence[Any]) -> list[R]:
@@ -36,19 +37,20 @@ def concurrently(executor: Executor, function: Callable[..., R], *iterables: Seq
     own pixel work is not split again across threads)."""
 
     def item(*args: Any) -> R:
-        _state.in_batch = True
+        outer, _state.in_batch = getattr(_state, "in_batch", False), True
         try:
             return function(*args)
         finally:
-            _state.in_batch = False
+            _state.in_batch = outer
 
     return list(executor.map(item, *iterables))
 
 
 def parallel_map(function: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """``[function(item) for item in items]``, on the pool's threads (inline within a batch's item)."""
+    """``[function(item) for item in items]``, on the pool's threads when that pays (:func:`splits`),
+    else inline."""
     global _pool
-    if in_batch():
+    if not splits():
         return [function(item) for item in items]
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="resgate-pixels")

@@ -19,7 +19,7 @@ import weakref
 import numpy as np
 from PIL import Image
 
-from .pool import WORKERS, in_batch, parallel_map
+from .pool import WORKERS, parallel_map, splits
 
 __all__ = ["horizontal_first", "resize", "resize_image", "share_renditions"]
 
@@ -98,8 +98,8 @@ def resize_image(image: Image.Image, size: tuple[int, int], resample: int) -> Im
 
 def _resize(image: Image.Image, size: tuple[int, int], resample: int) -> Image.Image:
     (width, height), (out_w, out_h) = image.size, size
-    if WORKERS < 2 or in_batch() or max(width, out_w) * max(height, out_h) < _MIN_PIXELS:
-        return image.resize(size, resample)  # (within a batch's item its siblings have the cores)
+    if not splits() or max(width, out_w) * max(height, out_h) < _MIN_PIXELS:
+        return image.resize(size, resample)
     passes = [(True, out_w)] * (out_w != width) + [(False, out_h)] * (out_h != height)
     if not horizontal_first(image.size, size):
         passes.reverse()
