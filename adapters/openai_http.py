@@ -1,4 +1,4 @@
-"""OpenAI-compatible HTTP upstreams (vLLM, SGLang, TGI, hosted APIs) over httpx.
+"""OpenAI-compatible HTTP upstreams (vLLM, SGLang, TGI, hosted APIs) over httpx2.
 
 Images go as data URLs. The policy's processor settings go as vLLM's top-level
 ``mm_processor_kwargs`` (the upstream must run with ``--trust-request-mm-kwargs``; turn
@@ -21,7 +21,7 @@ from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-import httpx
+import httpx2
 from pydantic import ValidationError
 
 from ..errors import (
@@ -64,17 +64,29 @@ def safe_processor_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 def _mapped_errors(url: str) -> Iterator[None]:
     try:
         yield
-    except httpx.TimeoutException as exc:
+    except httpx2.TimeoutException as exc:
         raise UpstreamTimeout(f"upstream {url} timed out ({type(exc).__name__})", adapter="openai") from exc
-    except httpx.TransportError as exc:  # refused, reset, DNS, protocol violations
+    except httpx2.TransportError as exc:  # refused, reset, DNS, protocol violations
         raise UpstreamConnectionError(
             f"upstream {url} unreachable: {type(exc).__name__}: {exc}", adapter="openai"
         ) from exc
 
 
+def _checked_client(client: Any, kind: type[Any]) -> Any:
+    """``client`` if it is a ``kind`` (or None); an ``httpx`` client (the unmaintained package this
+    adapter used before ``httpx2``) or a client of the other kind is a clear TypeError, not an error
+    that the adapter's error mapping would miss at the first request."""
+    if client is not None and not isinstance(client, kind):
+        raise TypeError(
+            f"http_client must be an {kind.__module__.split('.')[0]}.{kind.__name__}, got "
+            f"{type(client).__module__.split('.')[0]}.{type(client).__name__} (httpx clients: use httpx2's)"
+        )
+    return client
+
+
 class _OpenAIBase:
     name = "openai"
-    client: httpx.Client | httpx.AsyncClient
+    client: httpx2.Client | httpx2.AsyncClient
 
     def __init__(
         self,
@@ -92,13 +104,13 @@ class _OpenAIBase:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key or os.environ.get("RESGATE_UPSTREAM_API_KEY") or os.environ.get("OPENAI_API_KEY")
-        self.timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self.timeout = httpx2.Timeout(timeout, connect=connect_timeout)
         self.max_retries, self.backoff, self.max_backoff = max_retries, backoff, max_backoff
         self.send_processor_kwargs, self.jpeg_quality = send_processor_kwargs, jpeg_quality
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         if self._api_key:
             self.headers["Authorization"] = f"Bearer {self._api_key}"
-        self.limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        self.limits = httpx2.Limits(max_connections=200, max_keepalive_connections=50)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={'***' if self._api_key else None})"
@@ -116,7 +128,7 @@ class _OpenAIBase:
             body["mm_processor_kwargs"] = kwargs
         return body
 
-    def build_request(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Request:
+    def build_request(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> httpx2.Request:
         """The POST; a body JSON cannot carry (NaN, infinity, a lone surrogate, absurd nesting) is the
         caller's error, not a crash."""
         try:
@@ -124,7 +136,7 @@ class _OpenAIBase:
         except (ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
             raise InputError(f"request cannot be sent as JSON: {str(exc)[:200]}") from exc
 
-    def retry_delay(self, attempt: int, response: httpx.Response | None) -> float:
+    def retry_delay(self, attempt: int, response: httpx2.Response | None) -> float:
         header = response.headers.get("retry-after") if response is not None else None
         if header:
             try:
@@ -136,7 +148,7 @@ class _OpenAIBase:
         exponential: float = self.backoff * 2**attempt
         return min(self.max_backoff, exponential)
 
-    def check(self, response: httpx.Response, body: str) -> None:
+    def check(self, response: httpx2.Response, body: str) -> None:
         if response.status_code >= 400:
             raise UpstreamStatusError(
                 f"upstream answered {response.status_code}: {body[:300]}",
@@ -146,7 +158,7 @@ class _OpenAIBase:
                 retry_after=response.headers.get("retry-after"),
             )
 
-    def parse(self, response: httpx.Response) -> ChatResponse:
+    def parse(self, response: httpx2.Response) -> ChatResponse:
         try:
             return ChatResponse.model_validate(response.json())
         except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
@@ -165,15 +177,17 @@ class _OpenAIBase:
 
 
 class OpenAIAdapter(_OpenAIBase, Adapter):
-    """Synchronous adapter with a pooled ``httpx.Client`` (pass ``http_client`` to bring your own)."""
+    """Synchronous adapter with a pooled ``httpx2.Client`` (pass ``http_client`` to bring your own)."""
 
-    client: httpx.Client
+    client: httpx2.Client
 
-    def __init__(self, base_url: str, *, http_client: httpx.Client | None = None, **options: Any) -> None:
+    def __init__(self, base_url: str, *, http_client: httpx2.Client | None = None, **options: Any) -> None:
         super().__init__(base_url, **options)
-        self.client = http_client or httpx.Client(timeout=self.timeout, limits=self.limits)
+        self.client = _checked_client(http_client, httpx2.Client) or httpx2.Client(
+            timeout=self.timeout, limits=self.limits
+        )
 
-    def _post(self, body: dict[str, Any], *, stream: bool) -> httpx.Response:
+    def _post(self, body: dict[str, Any], *, stream: bool) -> httpx2.Response:
         url = f"{self.base_url}/chat/completions"
         request = self.build_request(url, body, self.headers)  # encoded once, sent again on a retry
         for attempt in range(self.max_retries + 1):
@@ -221,17 +235,19 @@ class OpenAIAdapter(_OpenAIBase, Adapter):
 
 
 class AsyncOpenAIAdapter(_OpenAIBase, AsyncAdapter):
-    """The asyncio twin, on a pooled ``httpx.AsyncClient``."""
+    """The asyncio twin, on a pooled ``httpx2.AsyncClient``."""
 
-    client: httpx.AsyncClient
+    client: httpx2.AsyncClient
 
-    def __init__(self, base_url: str, *, http_client: httpx.AsyncClient | None = None, **options: Any) -> None:
+    def __init__(self, base_url: str, *, http_client: httpx2.AsyncClient | None = None, **options: Any) -> None:
         super().__init__(base_url, **options)
-        self.client = http_client or httpx.AsyncClient(timeout=self.timeout, limits=self.limits)
+        self.client = _checked_client(http_client, httpx2.AsyncClient) or httpx2.AsyncClient(
+            timeout=self.timeout, limits=self.limits
+        )
 
     async def _post(
         self, body: dict[str, Any], *, stream: bool, headers: dict[str, str] | None = None
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         url = f"{self.base_url}/chat/completions"
         request = self.build_request(url, body, {**self.headers, **(headers or {})})  # encoded once
         for attempt in range(self.max_retries + 1):
@@ -264,7 +280,7 @@ class AsyncOpenAIAdapter(_OpenAIBase, AsyncAdapter):
 
     async def aforward(
         self, request: dict[str, Any], *, processor_kwargs: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> httpx.Response:
+    ) -> httpx2.Response:
         """The upstream's response as it came, checked to be a chat completion (a 200 that is not one
         is an :class:`UpstreamProtocolError`): for a proxy, which forwards its bytes."""
         body = self.payload(request, processor_kwargs, stream=False)

@@ -3,7 +3,7 @@ call to the same vLLM server, with a constant decision (a forced class: no gate 
 still parses the request, plans, resizes and re-encodes the image, and accounts).
 
 Variants, interleaved request by request against one server:
-  direct-httpx   httpx POST of the already-routed payload   (baseline for the adapter)
+  direct-httpx2  httpx2 POST of the already-routed payload   (baseline for the adapter)
   adapter        Router(adapter=OpenAIAdapter).complete(original request)
   direct-openai  openai client create(**already-routed kwargs) (baseline for wrap)
   wrap           router.wrap(client) create(**original kwargs)
@@ -64,7 +64,7 @@ def router_work(router, request: dict, png: bytes, n: int) -> dict:
 
 
 def main(args: argparse.Namespace) -> dict:
-    import httpx
+    import httpx2
     import openai
     from resgate_router.adapters.openai_http import OpenAIAdapter, safe_processor_kwargs
 
@@ -84,7 +84,7 @@ def main(args: argparse.Namespace) -> dict:
         adapter = stack.enter_context(OpenAIAdapter(base_url, max_retries=0))
         policy = get_policy("idefics3", pre_resize=not args.no_pre_resize)
         router = Router(None, adapter, policy=policy, metrics=False)
-        http = stack.enter_context(httpx.Client(timeout=60))
+        http = stack.enter_context(httpx2.Client(timeout=60))
         client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
         gated = router.wrap(client)
         results: dict = {
@@ -115,7 +115,7 @@ def main(args: argparse.Namespace) -> dict:
             if routed.processor_kwargs:
                 routed_kwargs["extra_body"] = {"mm_processor_kwargs": safe_processor_kwargs(routed.processor_kwargs)}
             calls = {
-                "direct-httpx": lambda: http.post(f"{base_url}/chat/completions", json=payload).raise_for_status(),
+                "direct-httpx2": lambda: http.post(f"{base_url}/chat/completions", json=payload).raise_for_status(),
                 "adapter": lambda: router.complete(request),
                 "direct-openai": lambda: client.chat.completions.create(**routed_kwargs),
                 "wrap": lambda: gated.chat.completions.create(**kwargs, extra_body={"resgate": "low"}),
@@ -134,7 +134,7 @@ def main(args: argparse.Namespace) -> dict:
                 **{f"{n}_median_ms": round(statistics.median(t), 3) for n, t in times.items()},
                 **{f"{n}_p99_ms": round(_p99(t), 3) for n, t in times.items()},
             }
-            for variant, base in (("adapter", "direct-httpx"), ("wrap", "direct-openai")):
+            for variant, base in (("adapter", "direct-httpx2"), ("wrap", "direct-openai")):
                 row[f"{variant}_overhead_median_ms"] = round(
                     statistics.median(times[variant]) - statistics.median(times[base]), 3
                 )
@@ -143,7 +143,7 @@ def main(args: argparse.Namespace) -> dict:
                     statistics.median(times[variant]) / statistics.median(times[base]), 4
                 )
             results["images"].append(row)
-            for variant, base in (("adapter", "direct-httpx"), ("wrap", "direct-openai")):
+            for variant, base in (("adapter", "direct-httpx2"), ("wrap", "direct-openai")):
                 print(
                     f"{'x'.join(map(str, size)) if size else 'text-only':<9} {variant:<7}: "
                     f"{base} {row[base + '_median_ms']:.2f} ms, "

@@ -54,7 +54,7 @@ def _run(strategy: Any, check: Callable[[Any], str], examples: int, progress: An
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     # Lazy imports: the targets and their servers load only when the benchmark runs.
-    import httpx
+    import httpx2
     from hypothesis import strategies as st
     from tqdm import tqdm
 
@@ -62,7 +62,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     warnings.simplefilter("ignore")  # Pillow's warnings on odd files are not errors outside pytest
     pipeline = fz.RequestPipeline()
-    with fz.fuzz_proxy() as (url, _), httpx.Client(timeout=60) as client:
+    with fz.fuzz_proxy() as (url, _), httpx2.Client(timeout=60) as client:
         targets = {
             "image_decoding": (fz.image_bytes, fz.check_image),
             "data_urls": (fz.string_urls, fz.check_data_url),

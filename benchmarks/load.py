@@ -93,7 +93,7 @@ def classify(kind: str, status: int, text: str) -> str:
 
 
 async def _client(http: Any, url: str, number: int, stop: Any, kinds: tuple[str, ...], out: list[Outcome]) -> None:
-    import httpx
+    import httpx2
 
     images, n = pages(), 0
     while not stop(n):
@@ -104,7 +104,7 @@ async def _client(http: Any, url: str, number: int, stop: Any, kinds: tuple[str,
         try:
             response = await http.post(f"{url}/v1/chat/completions", json=body)
             status, result = response.status_code, classify(kind, response.status_code, response.text)
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             status, result, error = None, UNCLEAN, f"{type(exc).__name__}: {exc}"
         out.append(Outcome(tag, kind, status, result, (time.perf_counter() - started) * 1000, error))
         n += 1
@@ -115,7 +115,7 @@ async def drive(
 ) -> list[Outcome]:
     """``clients`` concurrent clients; each starts requests until ``duration`` has passed or it has
     sent ``per_client`` requests."""
-    import httpx
+    import httpx2
 
     out: list[Outcome] = []
     deadline = time.monotonic() + duration if duration is not None else float("inf")
@@ -124,8 +124,8 @@ async def drive(
     def stop(sent: int) -> bool:
         return sent >= limit or time.monotonic() >= deadline
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=120) as http:
+    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx2.AsyncClient(limits=limits, timeout=120) as http:
         await asyncio.gather(*(_client(http, url, i, stop, kinds, out) for i in range(clients)))
     return out
 
@@ -211,7 +211,7 @@ def _serve(gate: Path, upstream: str, port: int, log: Path) -> Any:
     import subprocess
     import sys
 
-    import httpx
+    import httpx2
 
     command = [sys.executable, "-m", "resgate_router.cli", "serve", "--upstream", upstream, "--gate", str(gate)]
     command += ["--family", "idefics3", "--port", str(port), "--log-path", str(log)]
@@ -220,9 +220,9 @@ def _serve(gate: Path, upstream: str, port: int, log: Path) -> Any:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return process
-        except httpx.TransportError:
+        except httpx2.TransportError:
             time.sleep(0.2)
     process.kill()
     raise RuntimeError("resgate serve did not start")
@@ -230,11 +230,11 @@ def _serve(gate: Path, upstream: str, port: int, log: Path) -> Any:
 
 def _healthz(url: str) -> int | None:
     """The status ``GET /healthz`` answers (None: no answer)."""
-    import httpx
+    import httpx2
 
     try:
-        return httpx.get(f"{url}/healthz", timeout=10).status_code
-    except httpx.HTTPError:
+        return httpx2.get(f"{url}/healthz", timeout=10).status_code
+    except httpx2.HTTPError:
         return None
 
 

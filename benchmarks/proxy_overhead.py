@@ -34,12 +34,12 @@ def add_cli_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(url: str, body: dict, n: int, concurrency: int) -> tuple[list[float], float]:
-    import httpx
+    import httpx2
 
     local = threading.local()
 
     def one(_: int) -> float:
-        client = getattr(local, "client", None) or httpx.Client(timeout=60)
+        client = getattr(local, "client", None) or httpx2.Client(timeout=60)
         local.client = client
         started = time.perf_counter()
         client.post(f"{url}/chat/completions", json=body).raise_for_status()

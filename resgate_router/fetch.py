@@ -17,7 +17,7 @@ import json
 import socket
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2
 
 from .errors import ForbiddenURLError, ImageError
 
@@ -121,13 +121,13 @@ class RemoteImageFetcher:
         self.check(url)
         data = bytearray()
         try:
-            with httpx.stream("GET", url, timeout=self.timeout, follow_redirects=False) as response:
+            with httpx2.stream("GET", url, timeout=self.timeout, follow_redirects=False) as response:
                 if response.status_code != 200:
                     raise ImageError(f"fetching image {url[:100]!r} answered {response.status_code}")
                 for chunk in response.iter_bytes():
                     data.extend(chunk)
                     if len(data) > self.max_bytes:
                         raise ImageError(f"image at {url[:100]!r} is over {self.max_bytes} bytes")
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise ImageError(f"cannot fetch image {url[:100]!r}: {type(exc).__name__}") from exc
         return bytes(data)

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -237,7 +237,7 @@ proxy_bodies = st.one_of(
 )
 
 
-def check_proxy(client: httpx.Client, url: str, body: bytes) -> str:
+def check_proxy(client: httpx2.Client, url: str, body: bytes) -> str:
     """Only 200 (the upstream's answer) or a 400 in OpenAI's error format."""
     response = client.post(f"{url}/v1/chat/completions", content=body, headers={"content-type": "application/json"})
     if response.status_code == 200:
@@ -276,14 +276,14 @@ def test_fuzz_request_parser_and_router(pipeline: RequestPipeline, request: Any,
 
 
 @pytest.fixture(scope="module")
-def proxy() -> Iterator[tuple[httpx.Client, str]]:
-    with fuzz_proxy() as (url, _), httpx.Client(timeout=60) as client:
+def proxy() -> Iterator[tuple[httpx2.Client, str]]:
+    with fuzz_proxy() as (url, _), httpx2.Client(timeout=60) as client:
         yield client, url
 
 
 @FUZZ
 @given(body=proxy_bodies)
-def test_fuzz_proxy(proxy: tuple[httpx.Client, str], body: bytes) -> None:
+def test_fuzz_proxy(proxy: tuple[httpx2.Client, str], body: bytes) -> None:
     check_proxy(*proxy, body)
 
 

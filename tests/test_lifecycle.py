@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 
-import httpx
+import httpx2
 import openai
 import pytest
 from PIL import ImageFile
@@ -80,7 +80,7 @@ def wrap_async(gate, url, log, stream=False):
 def proxy(gate, scenario, log, stream=False):
     router = AsyncRouter(gate, family="idefics3", log=log, metrics=False)
     with running_proxy(router, scenario=scenario, upstream_retries=0) as (url, _):
-        response = httpx.post(f"{url}/v1/chat/completions", json=chat(stream=stream), timeout=30)
+        response = httpx2.post(f"{url}/v1/chat/completions", json=chat(stream=stream), timeout=30)
     if response.status_code >= 400 or (stream and b'"error"' in response.content):
         raise RuntimeError(response.text)
     return response

@@ -7,7 +7,7 @@ import base64
 import re
 from pathlib import Path
 
-import httpx
+import httpx2
 import openai
 import pytest
 import yaml
@@ -167,7 +167,7 @@ def test_urls_on_endpoints_the_hook_does_not_gate_are_checked_too(proxy):
         "model": MODEL,
         "input": [{"role": "user", "content": [{"type": "input_image", "image_url": trap.url()}]}],
     }
-    response = httpx.post(
+    response = httpx2.post(
         str(client.base_url) + "responses", json=body, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
     )
     assert response.status_code == 400, response.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import httpx2
 import pytest
 from resgate_router.adapters.openai_http import AsyncOpenAIAdapter, OpenAIAdapter, safe_processor_kwargs
 
@@ -126,6 +127,26 @@ def test_async_twin(server):
 
     response, chunks = asyncio.run(run())
     assert response.text == "ok" and len(chunks) == 3
+
+
+def test_a_callers_own_http_client_is_used(server):
+    headers = {"x-caller": "own client"}
+    with httpx2.Client(headers=headers) as client:
+        adapter = OpenAIAdapter(server.url("ok"), http_client=client)
+        assert adapter.client is client
+        assert adapter.complete(REQUEST, processor_kwargs={}).text == "ok"
+    assert {k.lower(): v for k, v in server.headers[-1].items()}["x-caller"] == "own client"
+
+
+def test_an_http_client_of_the_wrong_kind_is_a_clear_error():
+    """httpx (which this adapter used before httpx2) raises exceptions the adapter's error mapping
+    does not know, so its clients are refused up front; so is a sync client for the async adapter."""
+    import httpx
+
+    with httpx.Client() as old, pytest.raises(TypeError, match=r"must be an httpx2\.Client, got httpx\.Client"):
+        OpenAIAdapter("http://127.0.0.1:9/v1", http_client=old)
+    with httpx2.Client() as sync, pytest.raises(TypeError, match=r"httpx2\.AsyncClient, got httpx2\.Client"):
+        AsyncOpenAIAdapter("http://127.0.0.1:9/v1", http_client=sync)
 
 
 def test_only_validated_processor_kwargs_are_sent(server, adapter, monkeypatch):

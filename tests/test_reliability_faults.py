@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 import openai
 import pytest
 from PIL import Image
@@ -143,11 +143,11 @@ def test_fault_matrix(setup, expected, tiny_gate, tmp_path):
     try:
         with running_proxy(router, scenario=setup.upstream, **settings) as (proxy, upstream):
             started = time.monotonic()
-            response = httpx.post(f"{proxy}/v1/chat/completions", json=chat(stream=setup.stream), timeout=30)
+            response = httpx2.post(f"{proxy}/v1/chat/completions", json=chat(stream=setup.stream), timeout=30)
             elapsed = time.monotonic() - started
             if setup.gate == "slow":  # the client had its answer while the gate was still running
                 assert not gate.returned.is_set()
-            assert httpx.get(f"{proxy}/healthz").json() == {"status": "ok"}  # the proxy survived
+            assert httpx2.get(f"{proxy}/healthz").json() == {"status": "ok"}  # the proxy survived
     finally:
         if setup.gate == "slow":
             gate.hold.set()
@@ -250,11 +250,11 @@ def test_a_client_that_hangs_up_mid_stream_still_leaves_one_record(tiny_gate, tm
     log = tmp_path / "savings.jsonl"
     router = AsyncRouter(tiny_gate, family="idefics3", metrics=False, log=log)
     with running_proxy(router, scenario="stallstream", upstream_timeout_s=10) as (proxy, _):
-        with httpx.stream("POST", f"{proxy}/v1/chat/completions", json=chat(stream=True), timeout=30) as reply:
+        with httpx2.stream("POST", f"{proxy}/v1/chat/completions", json=chat(stream=True), timeout=30) as reply:
             assert reply.status_code == 200
             next(reply.iter_lines())  # the first chunk arrived; the upstream now stalls; hang up
         records = read_records(log, 1)  # written when the proxy sees the client gone
-        assert httpx.get(f"{proxy}/healthz").status_code == 200
+        assert httpx2.get(f"{proxy}/healthz").status_code == 200
     assert len(records) == 1 and records[0]["status"] == "error", records
     assert records[0]["error"] == "CancelledError", records
 
@@ -272,8 +272,8 @@ def test_an_unexpected_error_is_an_openai_500_without_internals_and_one_record(t
     router = BuggyRouter(tiny_gate, family="idefics3", metrics=False, log=log)
     text_only = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}  # routed without the batcher
     with running_proxy(router) as (proxy, _):
-        reply = httpx.post(f"{proxy}/v1/chat/completions", json=text_only, timeout=30)
-        assert httpx.get(f"{proxy}/healthz").status_code == 200
+        reply = httpx2.post(f"{proxy}/v1/chat/completions", json=text_only, timeout=30)
+        assert httpx2.get(f"{proxy}/healthz").status_code == 200
     assert reply.status_code == 500
     error = reply.json()["error"]
     assert error["type"] == "server_error" and error["code"] == "RuntimeError" and "secret" not in reply.text

@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-import httpx
+import httpx2
 import numpy as np
 import openai
 import pytest
@@ -226,14 +226,14 @@ EXPECTED_RECORDS: list[str] = []
 def test_proxy(kind: BadInput, proxy, upstream):
     url, _ = proxy
     EXPECTED_RECORDS.append("error" if kind.error else "passthrough" if kind.forwarded else "routed")
-    post = lambda: httpx.post(  # noqa: E731
+    post = lambda: httpx2.post(  # noqa: E731
         f"{url}/v1/chat/completions",
         content=kind.http_body(),
         headers={"content-type": "application/json"},
         timeout=60,
     )
     response, bodies = calls(upstream, post)
-    assert isinstance(response, httpx.Response), repr(response)
+    assert isinstance(response, httpx2.Response), repr(response)
     if kind.error is not None:
         assert response.status_code == 400, response.text
         error = response.json()["error"]
@@ -255,9 +255,9 @@ def test_proxy_still_answers_after_the_whole_corpus_and_logged_every_request(pro
     """Runs after the parametrized cases above (file order): the server is up and still routes, and
     the savings log holds exactly one record per request, client errors included, in order."""
     url, log = proxy
-    assert httpx.get(f"{url}/healthz", timeout=10).json() == {"status": "ok"}
+    assert httpx2.get(f"{url}/healthz", timeout=10).json() == {"status": "ok"}
     kind = next(k for k in corpus() if k.name == "jpeg-exif-6")
-    response, bodies = calls(upstream, lambda: httpx.post(f"{url}/v1/chat/completions", json=kind.chat(), timeout=60))
+    response, bodies = calls(upstream, lambda: httpx2.post(f"{url}/v1/chat/completions", json=kind.chat(), timeout=60))
     assert response.status_code == 200
     check_sent(kind, bodies[0], [LOW])
     expected = [*EXPECTED_RECORDS, "routed"]

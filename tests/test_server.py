@@ -7,7 +7,7 @@ import base64
 import socket
 import threading
 
-import httpx
+import httpx2
 import openai
 import pytest
 
@@ -65,16 +65,16 @@ def test_openai_client_through_the_proxy(proxy, vllm_server, tiny_gate, tiny_bac
 
 def test_health_readiness_and_metrics(proxy):
     url, _, _ = proxy
-    assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
-    ready = httpx.get(f"{url}/readyz")
+    assert httpx2.get(f"{url}/healthz").json() == {"status": "ok"}
+    ready = httpx2.get(f"{url}/readyz")
     assert ready.status_code == 200 and ready.json()["family"] == "idefics3"
-    httpx.post(
+    httpx2.post(
         f"{url}/v1/chat/completions",
         json=chat(encode_data_url(PAGE)),
         headers={"X-Resgate-Resolution": "low"},
         timeout=60,
     )
-    assert "resgate_requests_total" in httpx.get(f"{url}/metrics").text
+    assert "resgate_requests_total" in httpx2.get(f"{url}/metrics").text
 
 
 @pytest.mark.parametrize(
@@ -96,11 +96,11 @@ def test_client_errors_are_openai_4xx_and_the_server_stays_up(proxy, case):
         },
         "bad-override": {"json": chat(encode_data_url(PAGE)), "headers": {"X-Resgate-Resolution": "huge"}},
     }[case]
-    response = httpx.post(f"{url}/v1/chat/completions", timeout=60, **kwargs)
+    response = httpx2.post(f"{url}/v1/chat/completions", timeout=60, **kwargs)
     assert 400 <= response.status_code < 500, response.text
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and error["message"]
-    ok = httpx.post(
+    ok = httpx2.post(
         f"{url}/v1/chat/completions",
         json=chat(encode_data_url(PAGE)),
         timeout=60,
@@ -121,7 +121,7 @@ def test_upstream_failures_map_to_502_504_and_auth_is_forwarded(faults, tiny_gat
     settings = ServerSettings(upstream=faults.url(scenario), upstream_timeout_s=0.5, upstream_retries=1)
     app = create_app(settings, router=AsyncRouter(tiny_gate, family="idefics3", metrics=False))
     with serve(app) as url:
-        response = httpx.post(
+        response = httpx2.post(
             f"{url}/v1/chat/completions",
             json={"messages": [{"role": "user", "content": "hi"}]},
             headers={"Authorization": "Bearer client-key"},
@@ -143,9 +143,9 @@ def test_upstream_down_is_502(tiny_gate):
         port = sock.getsockname()[1]
         settings = ServerSettings(upstream=f"http://127.0.0.1:{port}/v1", upstream_retries=0)
         with serve(create_app(settings, router=AsyncRouter(tiny_gate, family="idefics3", metrics=False))) as url:
-            response = httpx.post(f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
-            models = httpx.get(f"{url}/v1/models")
-            ready = httpx.get(f"{url}/readyz")
+            response = httpx2.post(f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+            models = httpx2.get(f"{url}/v1/models")
+            ready = httpx2.get(f"{url}/readyz")
     assert response.status_code == 502 and models.status_code == 502 and ready.status_code == 503
 
 
@@ -198,7 +198,7 @@ def test_concurrent_requests_are_micro_batched_into_the_gate(faults, tiny_gate):
         with ThreadPoolExecutor(max_workers=8) as pool:
             codes = list(
                 pool.map(
-                    lambda _: httpx.post(f"{url}/v1/chat/completions", json=chat(small), timeout=60).status_code,
+                    lambda _: httpx2.post(f"{url}/v1/chat/completions", json=chat(small), timeout=60).status_code,
                     range(8),
                 )
             )
@@ -208,7 +208,7 @@ def test_concurrent_requests_are_micro_batched_into_the_gate(faults, tiny_gate):
 def test_proxy_refuses_remote_images_on_private_addresses(faults):
     settings = ServerSettings(upstream=faults.url("ok"), allow_remote_images=True, fixed_class=0, family="idefics3")
     with serve(create_app(settings)) as url:
-        response = httpx.post(f"{url}/v1/chat/completions", json=chat("http://127.0.0.1:9/secret.png"), timeout=30)
+        response = httpx2.post(f"{url}/v1/chat/completions", json=chat("http://127.0.0.1:9/secret.png"), timeout=30)
     assert response.status_code == 400 and "non-public" in response.json()["error"]["message"]
 
 
@@ -222,7 +222,7 @@ def test_urls_passed_on_to_loopback_are_a_400_and_nothing_connects(faults, addre
     requests = url_requests(trap.url(host))
     with serve(create_app(settings)) as url:
         for path, body in requests:
-            response = httpx.post(f"{url}/v1/{path}", json=body, timeout=30)
+            response = httpx2.post(f"{url}/v1/{path}", json=body, timeout=30)
             assert response.status_code == 400, (path, body, response.text)
             error = response.json()["error"]
             assert error["code"] == "ForbiddenURLError" and "non-public" in error["message"]
@@ -243,8 +243,8 @@ def test_an_image_url_the_upstream_cannot_fetch_is_the_clients_400(vllm_server, 
     )
     dead = f"http://127.0.0.1:{free_port()}/missing.png"
     with serve(create_app(settings)) as url:
-        response = httpx.post(f"{url}/v1/chat/completions", json=chat(dead), timeout=60)
-        assert httpx.get(f"{url}/healthz").status_code == 200
+        response = httpx2.post(f"{url}/v1/chat/completions", json=chat(dead), timeout=60)
+        assert httpx2.get(f"{url}/healthz").status_code == 200
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert (
@@ -263,7 +263,7 @@ def test_graceful_shutdown_drains_in_flight_requests_and_flushes_the_log(faults,
     with serve(create_app(settings, router=router)) as url:
         worker = threading.Thread(
             target=lambda: results.append(
-                httpx.post(
+                httpx2.post(
                     f"{url}/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}, timeout=30
                 )
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-import httpx
+import httpx2
 import openai
 import pytest
 
@@ -53,7 +53,7 @@ def test_unchanged_openai_client_gets_gated_answers(plugin_server, vllm_server, 
     assert forced.usage.prompt_tokens < baseline
     chunks = list(client.chat.completions.create(**request, stream=True))
     assert chunks and isinstance(chunks[0], openai.types.chat.ChatCompletionChunk)
-    assert "resgate_requests_total" in httpx.get(url.removesuffix("/v1") + "/metrics").text
+    assert "resgate_requests_total" in httpx2.get(url.removesuffix("/v1") + "/metrics").text
     assert len(log.read_text().splitlines()) >= 2
     plain.close()
     client.close()
@@ -73,14 +73,14 @@ def test_bad_requests_get_4xx_and_the_engine_survives(plugin_server, case):
         "client-kwargs": chat(encode_data_url(PAGE), mm_processor_kwargs={"do_resize": False}),
     }[case]
     raw = {"content": body, "headers": {"content-type": "application/json"}} if isinstance(body, bytes) else {}
-    response = httpx.post(f"{url}/chat/completions", **(raw or {"json": body}), timeout=60)
+    response = httpx2.post(f"{url}/chat/completions", **(raw or {"json": body}), timeout=60)
     if case == "client-kwargs":
         assert response.status_code == 200  # the dangerous kwargs were dropped, not forwarded
     else:  # the proxy's OpenAI-format body (server/errors.py builds both)
         error = response.json()["error"]
         assert 400 <= response.status_code < 500 and error["message"], response.text
         assert error["type"] == "invalid_request_error" and error["code"].endswith("Error"), error
-    ok = httpx.post(f"{url}/chat/completions", json=chat(encode_data_url(PAGE)), timeout=60)
+    ok = httpx2.post(f"{url}/chat/completions", json=chat(encode_data_url(PAGE)), timeout=60)
     assert ok.status_code == 200
     records = read_records(log, before + 2)[before:]  # one record per request, refused ones included
     statuses = [r["status"] for r in records]
@@ -98,7 +98,7 @@ def test_urls_to_loopback_are_a_400_and_vllm_never_fetches_them(plugin_server, a
     chats = [body for path, body in requests if path == "chat/completions"]
     before = len(read_records(log, 0))
     for path, body in requests:
-        response = httpx.post(f"{url}/{path}", json=body, timeout=60)
+        response = httpx2.post(f"{url}/{path}", json=body, timeout=60)
         assert response.status_code == 400, (path, body, response.text)
         assert "non-public" in response.json()["error"]["message"]
     assert not trap.connected()
@@ -114,7 +114,7 @@ def test_other_json_posts_reach_vllm_unchanged_through_the_url_check(plugin_serv
     url = plugin_server[0].removesuffix("/v1")
     prompt = "the notes say http://example.com/x.png " * 20  # a URL in text: not a media URL, not fetched
     body = {"model": MODEL, "prompt": prompt, "add_special_tokens": False}
-    response = httpx.post(f"{url}/tokenize", content=json.dumps(body), headers={"content-type": "application/json"})
+    response = httpx2.post(f"{url}/tokenize", content=json.dumps(body), headers={"content-type": "application/json"})
     assert response.status_code == 200, response.text
     expected = AutoTokenizer.from_pretrained(tiny_backbone).encode(prompt, add_special_tokens=False)
     assert response.json()["tokens"] == expected  # the whole body arrived
@@ -153,8 +153,8 @@ def test_an_image_url_vllm_cannot_fetch_is_the_clients_400(tiny_backbone, tiny_g
     }
     dead = f"http://127.0.0.1:{free_port()}/missing.png"
     with vllm_server(tiny_backbone, served_model_name=MODEL, env=env) as url:
-        response = httpx.post(f"{url}/chat/completions", json=chat(dead), timeout=60)
-        assert httpx.post(f"{url}/chat/completions", json=chat(encode_data_url(PAGE)), timeout=60).status_code == 200
+        response = httpx2.post(f"{url}/chat/completions", json=chat(dead), timeout=60)
+        assert httpx2.post(f"{url}/chat/completions", json=chat(encode_data_url(PAGE)), timeout=60).status_code == 200
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["code"] == "ImageError" and "could not fetch image URL" in error["message"], error

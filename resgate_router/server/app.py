@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import httpx2
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -63,7 +63,7 @@ def create_app(settings: ServerSettings, *, router: AsyncRouter | None = None) -
             max_retries=settings.upstream_retries,
             send_processor_kwargs=settings.send_processor_kwargs,
         )
-        state["http"] = httpx.AsyncClient(timeout=settings.upstream_timeout_s)
+        state["http"] = httpx2.AsyncClient(timeout=settings.upstream_timeout_s)
         try:
             yield
         finally:  # uvicorn drains in-flight requests before this runs
@@ -91,7 +91,7 @@ def create_app(settings: ServerSettings, *, router: AsyncRouter | None = None) -
         try:
             upstream = await state["http"].get(f"{settings.upstream.rstrip('/')}/models", timeout=5)
             ready = upstream.status_code < 500
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             ready = False
         body = {
             "status": "ready" if ready else "upstream unavailable",
@@ -152,9 +152,9 @@ def create_app(settings: ServerSettings, *, router: AsyncRouter | None = None) -
                 headers=headers,
                 params=request.query_params,
             )
-        except httpx.TimeoutException as exc:
+        except httpx2.TimeoutException as exc:
             return error_response(UpstreamTimeout(f"upstream timed out: {type(exc).__name__}"))
-        except httpx.TransportError as exc:
+        except httpx2.TransportError as exc:
             return error_response(UpstreamConnectionError(f"upstream unreachable: {type(exc).__name__}"))
         kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS | {"content-encoding"}}
         return Response(upstream.content, status_code=upstream.status_code, headers=kept)

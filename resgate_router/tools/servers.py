@@ -105,7 +105,7 @@ def _server_process(
     import tempfile
     import time
 
-    import httpx
+    import httpx2
 
     log = tempfile.NamedTemporaryFile("w+", prefix="resgate-server-", suffix=".log", delete=False)
     process = subprocess.Popen(
@@ -121,9 +121,9 @@ def _server_process(
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited with {process.returncode}; log {log.name}:\n{tail()}")
             try:
-                if httpx.get(ready_url, timeout=2).status_code == 200:
+                if httpx2.get(ready_url, timeout=2).status_code == 200:
                     break
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start in {startup_timeout:.0f} s; log {log.name}:\n{tail()}")
