@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import httpx2
 from pydantic import ValidationError
@@ -72,14 +72,18 @@ def _mapped_errors(url: str) -> Iterator[None]:
         ) from exc
 
 
-def _checked_client(client: Any, kind: type[Any]) -> Any:
-    """``client`` if it is a ``kind`` (or None); an ``httpx`` client (the unmaintained package this
-    adapter used before ``httpx2``) or a client of the other kind is a clear TypeError, not an error
-    that the adapter's error mapping would miss at the first request."""
+C = TypeVar("C", httpx2.Client, httpx2.AsyncClient)
+
+
+def _checked_client(client: C | None, kind: type[C]) -> C | None:
+    """``client`` if it is a ``kind`` (or None). A client of another kind (one of ``httpx``, the
+    package this adapter used before ``httpx2``, or sync for async) is a TypeError here, rather than
+    exceptions the adapter's error mapping does not know at the first request."""
     if client is not None and not isinstance(client, kind):
+        theirs = type(client)
         raise TypeError(
-            f"http_client must be an {kind.__module__.split('.')[0]}.{kind.__name__}, got "
-            f"{type(client).__module__.split('.')[0]}.{type(client).__name__} (httpx clients: use httpx2's)"
+            f"http_client must be an {kind.__module__.split('.')[0]}.{kind.__name__}, "
+            f"got {theirs.__module__.split('.')[0]}.{theirs.__name__}"
         )
     return client
 

@@ -66,13 +66,18 @@ def full_size_backbone(path: Path | None = None) -> Path:
     return path
 
 
-def png_data_url(image: Any) -> str:
-    """A PIL image as a client sends it: a PNG data URL with Pillow's default settings. Written here,
-    not by the package under test (nor the tree's ``tests``, which ``benchmarks.versus`` puts on the
-    path from each tree), so every tree of a comparison reads the same bytes."""
+def png_bytes(image: Any) -> bytes:
+    """A PIL image as a client sends it: a PNG with Pillow's default settings. Written here, not by
+    the package under test (nor the tree's ``tests``, which ``benchmarks.versus`` puts on the path
+    from each tree), so every tree of a comparison reads the same bytes."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    return f"data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+    return buffer.getvalue()
+
+
+def png_data_url(image: Any) -> str:
+    """:func:`png_bytes` as a data URL."""
+    return f"data:image/png;base64,{base64.b64encode(png_bytes(image)).decode('ascii')}"
 
 
 def write_json(path: str | None, payload: dict[str, Any]) -> None:

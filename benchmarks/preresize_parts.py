@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from PIL import Image
 
-from ._common import png_data_url
+from ._common import png_bytes
 
 
 def _median_ms(fn: Callable[[], object], n: int = 15) -> float:
@@ -30,10 +30,10 @@ def _median_ms(fn: Callable[[], object], n: int = 15) -> float:
 
 def main() -> dict[str, float]:
     from resgate_router.gate.resample import resize_image
-    from resgate_router.messages import decode_data_url, encode_data_url
+    from resgate_router.png import encode_png
     from resgate_router.testing import make_document_image
 
-    png = decode_data_url(png_data_url(make_document_image(1700, 2200, lines=20, seed=1)))[1]
+    png = png_bytes(make_document_image(1700, 2200, lines=20, seed=1))
     page = Image.open(io.BytesIO(png)).convert("RGB")
     size, lanczos = (396, 512), Image.Resampling.LANCZOS
     small = page.resize(size, lanczos)
@@ -42,7 +42,7 @@ def main() -> dict[str, float]:
         "lanczos, banded": _median_ms(lambda: resize_image(page, size, lanczos)),
         "lanczos, one thread": _median_ms(lambda: page.resize(size, lanczos)),
         "reducing_gap=1.0": _median_ms(lambda: page.resize(size, lanczos, reducing_gap=1.0)),
-        "png encode 396x512 (the router's)": _median_ms(lambda: encode_data_url(small)),
+        "png encode 396x512 (the router's)": _median_ms(lambda: encode_png(small)),
         "png encode 396x512 (Pillow, level 1)": _median_ms(lambda: small.save(io.BytesIO(), "PNG", compress_level=1)),
     }
     print(figures)
